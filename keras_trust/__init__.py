@@ -1,0 +1,21 @@
+"""keras_trust: trust-region reinforcement learning for Keras 3.
+
+PPO, TRPO and natural policy gradient as Keras-style agents (`compile`/`fit`/
+`evaluate`/`save`/`export`), with Keras 3 optimizers `NaturalGradient` and
+`TrustRegion` and a `KLPenalty` layer with adaptive beta.
+
+Example:
+>>> import keras_trust as kt
+>>> agent = kt.PPO(n_steps=256)                       # doctest: +SKIP
+>>> agent.fit("CartPole-v1", total_timesteps=10_000)  # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from keras_trust._backend import check_backend
+
+check_backend()
+
+from keras_trust import distributions, layers, ops, optimizers  # noqa: E402
+
+__all__ = ["__version__", "distributions", "layers", "ops", "optimizers"]

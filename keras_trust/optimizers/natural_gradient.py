@@ -1,0 +1,74 @@
+"""Natural policy gradient optimizer (Kakade, 2001)."""
+
+import keras
+import tensorflow as tf
+
+from keras_trust.ops.flat import unflatten
+from keras_trust.optimizers.base import CurvatureOptimizer, all_finite
+
+
+@keras.saving.register_keras_serializable(package="keras_trust")
+class NaturalGradient(CurvatureOptimizer):
+    """Steps along the natural gradient `-F^-1 g`, found by conjugate gradient.
+
+    F is the Hessian of `kl_fn` (the Fisher matrix of the policy), applied through
+    Fisher-vector products and never formed. With `max_kl`, the step is scaled so that
+    the quadratic model of the KL, `1/2 s^T F s`, equals `max_kl` (the natural policy
+    gradient of Kakade, 2001, with the step rule of Schulman et al., 2015); without it
+    the step is `learning_rate * (F + cg_damping I)^-1 g`. There is no line search: use
+    `TrustRegion` for that. A non-finite loss, gradient or step leaves the variables
+    exactly as they were.
+
+    Args:
+        max_kl: trust-region radius of the quadratic KL model, or `None` to use
+            `learning_rate`. Defaults to `None`.
+        learning_rate: step size when `max_kl` is `None`. Defaults to `0.01`.
+        cg_iters: conjugate-gradient iterations. Defaults to `10`.
+        cg_damping: Tikhonov damping added to F. Defaults to `0.1`.
+        fvp_method: `"forward_over_reverse"` or `"double_backprop"`.
+        **kwargs: passed to `keras.optimizers.Optimizer` (e.g. `name`).
+
+    Example:
+    >>> w = keras.Variable([1.0, -1.0])
+    >>> opt = NaturalGradient(max_kl=0.01)
+    >>> info = opt.minimize(lambda: tf.reduce_sum(w**2), [w], lambda: 0.5 * tf.reduce_sum((w - tf.stop_gradient(w))**2))
+    >>> bool(info["accepted"])
+    True
+    """
+
+    def __init__(
+        self,
+        max_kl=None,
+        learning_rate=0.01,
+        cg_iters=10,
+        cg_damping=0.1,
+        fvp_method="forward_over_reverse",
+        name="natural_gradient",
+        **kwargs,
+    ):
+        super().__init__(max_kl, cg_iters, cg_damping, fvp_method, learning_rate, name, **kwargs)
+
+    def _minimize_graph(self, loss_fn, var_list, kl_fn):
+        tvars, old = self._begin(var_list)
+        loss, g, x, xfx = self._natural_direction(loss_fn, tvars, kl_fn)
+        if self.max_kl is None:
+            scale = tf.cast(self.learning_rate, x.dtype)
+        else:
+            scale = self._max_kl_scale(xfx)
+        step = -scale * x
+        accepted = all_finite(loss, g, step)
+        step = tf.where(accepted, step, tf.zeros_like(step))
+        new = [o + s for o, s in zip(old, unflatten(step, tvars))]
+        self._assign(tvars, [tf.where(accepted, n, o) for n, o in zip(new, old)])
+        kl = kl_fn()
+        loss_after = loss_fn()
+        self.iterations.assign_add(1)
+        return {
+            "kl": kl,
+            "loss_before": loss,
+            "loss_after": loss_after,
+            "accepted": accepted,
+            "backtracks": tf.constant(0),
+            "quadratic_kl": 0.5 * scale**2 * xfx,
+            "grad_norm": tf.norm(g),
+        }
