@@ -31,7 +31,9 @@ class NaturalGradient(CurvatureOptimizer):
     Example:
     >>> w = keras.Variable([1.0, -1.0])
     >>> opt = NaturalGradient(max_kl=0.01)
-    >>> info = opt.minimize(lambda: tf.reduce_sum(w**2), [w], lambda: 0.5 * tf.reduce_sum((w - tf.stop_gradient(w))**2))
+    >>> w0 = tf.constant([1.0, -1.0])  # frozen "old" parameters: KL = 1/2 |w - w0|^2
+    >>> info = opt.minimize(lambda: tf.reduce_sum(w**2), [w],
+    ...                     lambda: 0.5 * tf.reduce_sum((w - w0) ** 2))
     >>> bool(info["accepted"])
     True
     """

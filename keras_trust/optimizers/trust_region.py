@@ -31,7 +31,9 @@ class TrustRegion(CurvatureOptimizer):
     Example:
     >>> w = keras.Variable([1.0, -1.0])
     >>> opt = TrustRegion(max_kl=0.01)
-    >>> info = opt.minimize(lambda: tf.reduce_sum(w**2), [w], lambda: 0.5 * tf.reduce_sum((w - tf.stop_gradient(w))**2))
+    >>> w0 = tf.constant([1.0, -1.0])  # frozen "old" parameters: KL = 1/2 |w - w0|^2
+    >>> info = opt.minimize(lambda: tf.reduce_sum(w**2), [w],
+    ...                     lambda: 0.5 * tf.reduce_sum((w - w0) ** 2))
     >>> bool(info["accepted"]), float(info["kl"]) <= 0.01
     (True, True)
     """
