@@ -16,6 +16,26 @@ from keras_trust._backend import check_backend
 
 check_backend()
 
-from keras_trust import distributions, layers, ops, optimizers  # noqa: E402
+from keras_trust import (  # noqa: E402
+    callbacks,
+    distributions,
+    layers,
+    ops,
+    optimizers,
+    rollout,
+)
+from keras_trust.agents import PPO, TRPO, Agent, load_agent  # noqa: E402
 
-__all__ = ["__version__", "distributions", "layers", "ops", "optimizers"]
+__all__ = [
+    "PPO",
+    "TRPO",
+    "Agent",
+    "__version__",
+    "callbacks",
+    "distributions",
+    "layers",
+    "load_agent",
+    "ops",
+    "optimizers",
+    "rollout",
+]

@@ -70,12 +70,16 @@ class KLPenalty(keras.layers.Layer):
         )
 
     def call(self, old_params, new_params):
+        kl = self.mean_kl(old_params, new_params)
+        self.add_loss(self.penalty(kl))
+        return kl
+
+    def mean_kl(self, old_params, new_params):
+        """Mean KL(old || new) over the batch, gradients flowing into `new` only."""
         old_params = [tf.stop_gradient(p) for p in tf.nest.flatten(old_params)]
         new_params = tf.nest.flatten(new_params)
         kind = self.distribution or infer_kind(new_params)
-        kl = tf.reduce_mean(kl_divergence(kind, old_params, new_params))
-        self.add_loss(self.penalty(kl))
-        return kl
+        return tf.reduce_mean(kl_divergence(kind, old_params, new_params))
 
     def penalty(self, kl):
         """`beta * kl` (what the call adds to `losses`)."""

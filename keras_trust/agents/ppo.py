@@ -1,0 +1,236 @@
+"""Proximal policy optimization (Schulman et al., 2017): clipped and adaptive-KL variants."""
+
+import keras
+import tensorflow as tf
+
+from keras_trust import distributions as dists
+from keras_trust.agents.agent import (
+    Agent,
+    _check,
+    _unique,
+    all_finite,
+    normalize_advantages,
+    rollback,
+    shuffled_indices,
+    snapshot,
+    weighted_mean,
+)
+from keras_trust.layers.kl_penalty import KLPenalty
+from keras_trust.optimizers.base import CurvatureOptimizer
+
+
+@keras.saving.register_keras_serializable(package="keras_trust")
+class PPO(Agent):
+    """PPO with the clipped surrogate, the adaptive KL penalty, or both.
+
+    Each epoch collects `n_envs * n_steps` steps, then runs `epochs` passes of minibatch
+    Adam updates over them, all in one compiled call. The loss is the clipped surrogate
+    (`clip_ratio`) and/or `beta * KL(old || new)` with beta adapted by
+    `kt.layers.KLPenalty` after every update (`clip_ratio=None, kl_penalty=...` is the
+    adaptive-KL PPO of the paper's Sec. 4), minus `ent_coef` times the entropy, plus
+    `vf_coef` times the critic's squared error (Schulman et al., 2017, "Proximal Policy
+    Optimization Algorithms"). Defaults follow Stable-Baselines3.
+
+    Args:
+        policy, value, n_envs, n_steps, batch_size, gamma, gae_lambda,
+        normalize_observations, normalize_rewards: see `Agent`.
+        epochs: passes over each rollout. Defaults to `10`.
+        clip_ratio: clipping range epsilon, or `None` for no clipping. Defaults to `0.2`.
+        kl_penalty: a `kt.layers.KLPenalty`, or `None`. Defaults to `None`.
+        target_kl: stop the epochs early once the approximate KL of a minibatch exceeds
+            `1.5 * target_kl`. Defaults to `None` (never).
+        ent_coef: entropy bonus coefficient. Defaults to `0.0`.
+        vf_coef: value-loss coefficient. Defaults to `0.5`.
+        max_grad_norm: global gradient-norm clip, or `None`. Defaults to `0.5`.
+
+    Example:
+    >>> agent = PPO(n_steps=128, batch_size=32)
+    >>> agent.compile(optimizer=keras.optimizers.Adam(3e-4))
+    >>> history = agent.fit("CartPole-v1", total_timesteps=256, verbose=0)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        policy=None,
+        value=None,
+        n_envs=1,
+        n_steps=2048,
+        batch_size=64,
+        epochs=10,
+        gamma=0.99,
+        gae_lambda=0.95,
+        clip_ratio=0.2,
+        kl_penalty=None,
+        target_kl=None,
+        ent_coef=0.0,
+        vf_coef=0.5,
+        max_grad_norm=0.5,
+        normalize_observations=False,
+        normalize_rewards=False,
+        **kwargs,
+    ):
+        super().__init__(
+            policy=policy,
+            value=value,
+            n_envs=n_envs,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            normalize_observations=normalize_observations,
+            normalize_rewards=normalize_rewards,
+            **kwargs,
+        )
+        _check(
+            isinstance(epochs, int) and epochs >= 1,
+            f"epochs must be a positive integer. Received: epochs={epochs!r}",
+        )
+        _check(
+            clip_ratio is None or clip_ratio > 0,
+            f"clip_ratio must be > 0 (or None). Received: clip_ratio={clip_ratio}",
+        )
+        _check(
+            kl_penalty is None or isinstance(kl_penalty, KLPenalty),
+            f"kl_penalty must be a kt.layers.KLPenalty or None. Received: {kl_penalty!r}",
+        )
+        _check(
+            clip_ratio is not None or kl_penalty is not None,
+            "PPO needs clip_ratio, kl_penalty or both; both are None.",
+        )
+        _check(
+            target_kl is None or target_kl > 0,
+            f"target_kl must be > 0 (or None). Received: target_kl={target_kl}",
+        )
+        _check(ent_coef >= 0, f"ent_coef must be >= 0. Received: ent_coef={ent_coef}")
+        _check(vf_coef >= 0, f"vf_coef must be >= 0. Received: vf_coef={vf_coef}")
+        _check(
+            max_grad_norm is None or max_grad_norm > 0,
+            f"max_grad_norm must be > 0 (or None). Received: max_grad_norm={max_grad_norm}",
+        )
+        self.epochs = int(epochs)
+        self.clip_ratio = None if clip_ratio is None else float(clip_ratio)
+        self.kl_penalty = kl_penalty
+        self.target_kl = None if target_kl is None else float(target_kl)
+        self.ent_coef = float(ent_coef)
+        self.vf_coef = float(vf_coef)
+        self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
+
+    def _default_optimizer(self):
+        return keras.optimizers.Adam(learning_rate=3e-4, epsilon=1e-5)
+
+    def _check_optimizers(self):
+        if isinstance(self.optimizer, CurvatureOptimizer):
+            raise ValueError(
+                f"PPO takes a first-order Keras optimizer (e.g. Adam); "
+                f"{type(self.optimizer).__name__} needs a KL constraint: use kt.TRPO."
+            )
+        if self.value_optimizer is not None:
+            raise ValueError(
+                "PPO trains policy and critic with one optimizer: pass only `optimizer`."
+            )
+
+    def _optimizer_variables(self):
+        return _unique(self.policy_variables + self.value_variables)
+
+    def _ppo_losses(self, obs, actions, log_probs, advantages, returns, weights, old_params):
+        params = self.policy_params(obs)
+        dist = dists.make_distribution(self.distribution, params)
+        log_ratio = dist.log_prob(actions) - log_probs
+        ratio = tf.exp(log_ratio)
+        if self.normalize_advantage:
+            advantages = normalize_advantages(advantages, weights)
+        surrogate = ratio * advantages
+        stats = {}
+        if self.clip_ratio is not None:
+            clipped = tf.clip_by_value(ratio, 1.0 - self.clip_ratio, 1.0 + self.clip_ratio)
+            surrogate = tf.minimum(surrogate, clipped * advantages)
+            stats["clip_fraction"] = weighted_mean(
+                tf.cast(tf.abs(ratio - 1.0) > self.clip_ratio, tf.float32), weights
+            )
+        policy_loss = -weighted_mean(surrogate, weights)
+        stats["policy_loss"] = policy_loss
+        if self.kl_penalty is not None:
+            policy_loss += self.kl_penalty.penalty(self.kl_penalty.mean_kl(old_params, params))
+        entropy = weighted_mean(dist.entropy(), weights)
+        value_loss = weighted_mean(tf.square(returns - self.value_estimate(obs)), weights)
+        loss = policy_loss - self.ent_coef * entropy + self.vf_coef * value_loss
+        stats.update(
+            entropy=entropy,
+            value_loss=value_loss,
+            loss=loss,
+            approx_kl=weighted_mean((ratio - 1.0) - log_ratio, weights),
+        )
+        return loss, stats
+
+    def _train(self, obs, actions, log_probs, advantages, returns, weights, seed):
+        variables = self._optimizer_variables()
+        state = variables + self.optimizer.variables
+        saved = snapshot(state)
+        old_params = [tf.stop_gradient(p) for p in self.policy_params(obs)]
+        n = tf.shape(obs)[0]
+        n_batches = n // self.batch_size
+        names = ("policy_loss", "value_loss", "entropy", "loss", "approx_kl")
+        if self.clip_ratio is not None:
+            names += ("clip_fraction",)
+        sums = {k: tf.constant(0.0) for k in names}
+        count = tf.constant(0.0)
+        bad = tf.constant(False)
+        stop = tf.constant(False)
+        epoch = tf.constant(0)
+        while epoch < self.epochs and not stop:
+            perm = shuffled_indices(n, seed, epoch)
+            b = tf.constant(0)
+            while b < n_batches and not stop:
+                idx = perm[b * self.batch_size : (b + 1) * self.batch_size]
+                mb = [
+                    tf.gather(t, idx)
+                    for t in (obs, actions, log_probs, advantages, returns, weights)
+                ]
+                mb_old = [tf.gather(p, idx) for p in old_params]
+                with tf.GradientTape() as tape:
+                    loss, stats = self._ppo_losses(*mb, mb_old)
+                grads = tape.gradient(loss, variables)
+                if self.max_grad_norm is not None:
+                    grads, _ = tf.clip_by_global_norm(grads, self.max_grad_norm)
+                ok = all_finite([loss, *grads])
+                bad = bad | ~ok
+                self.optimizer.apply([tf.where(ok, g, tf.zeros_like(g)) for g in grads], variables)
+                sums = {k: sums[k] + stats[k] for k in names}
+                count += 1.0
+                stop = bad
+                if self.target_kl is not None:
+                    stop = stop | (stats["approx_kl"] > 1.5 * self.target_kl)
+                b += 1
+            epoch += 1
+        rollback(state, saved, bad)
+        logs = {k: sums[k] / tf.maximum(count, 1.0) for k in names}
+        new_params = self.policy_params(obs)
+        kl = weighted_mean(dists.kl_divergence(self.distribution, old_params, new_params), weights)
+        logs["kl"] = kl
+        logs["epochs_run"] = tf.cast(epoch, tf.float32)
+        if self.kl_penalty is not None:
+            logs["beta"] = self.kl_penalty.update_beta(tf.where(bad, float("nan"), kl))
+        logs["nonfinite"] = tf.cast(bad | ~tf.math.is_finite(kl), tf.float32)
+        logs["learning_rate"] = tf.cast(self.optimizer.learning_rate, tf.float32)
+        return logs
+
+    def get_config(self):
+        config = {
+            "epochs": self.epochs,
+            "clip_ratio": self.clip_ratio,
+            "kl_penalty": None
+            if self.kl_penalty is None
+            else keras.saving.serialize_keras_object(self.kl_penalty),
+            "target_kl": self.target_kl,
+            "ent_coef": self.ent_coef,
+            "vf_coef": self.vf_coef,
+            "max_grad_norm": self.max_grad_norm,
+        }
+        return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("kl_penalty") is not None:
+            config["kl_penalty"] = keras.saving.deserialize_keras_object(config["kl_penalty"])
+        return super().from_config(config)

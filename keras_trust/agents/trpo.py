@@ -1,0 +1,121 @@
+"""Trust region policy optimization (Schulman et al., 2015) and natural policy gradient."""
+
+import keras
+import tensorflow as tf
+
+from keras_trust import distributions as dists
+from keras_trust.agents.agent import Agent, _check, normalize_advantages, weighted_mean
+from keras_trust.optimizers.base import CurvatureOptimizer
+from keras_trust.optimizers.trust_region import TrustRegion
+
+
+@keras.saving.register_keras_serializable(package="keras_trust")
+class TRPO(Agent):
+    """TRPO: the policy steps by `kt.optimizers.TrustRegion` on the surrogate objective.
+
+    Each epoch collects `n_envs * n_steps` steps; the policy takes one trust-region
+    step on the whole rollout, maximizing `mean(ratio * advantage)` subject to
+    `mean KL(pi_old || pi) <= max_kl`; then the critic is regressed on the GAE returns
+    for `value_epochs` passes of minibatches by `value_optimizer` (Adam 1e-3 by
+    default). All of it is one compiled call. `compile(optimizer=
+    kt.optimizers.NaturalGradient(max_kl=...))` makes it natural policy gradient (NPG).
+    Defaults follow sb3-contrib's TRPO (15 CG iterations, damping 0.1, 10 line-search
+    steps shrinking by 0.8).
+
+    Args:
+        policy, value, n_envs, n_steps, batch_size, gamma, gae_lambda,
+        normalize_observations, normalize_rewards: see `Agent`.
+        value_epochs: critic passes over each rollout. Defaults to `10`.
+
+    Example:
+    >>> agent = TRPO(n_steps=256)
+    >>> agent.compile(optimizer=kt.optimizers.TrustRegion(max_kl=0.01))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        policy=None,
+        value=None,
+        n_envs=1,
+        n_steps=2048,
+        batch_size=128,
+        value_epochs=10,
+        gamma=0.99,
+        gae_lambda=0.95,
+        normalize_observations=False,
+        normalize_rewards=False,
+        **kwargs,
+    ):
+        super().__init__(
+            policy=policy,
+            value=value,
+            n_envs=n_envs,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            normalize_observations=normalize_observations,
+            normalize_rewards=normalize_rewards,
+            **kwargs,
+        )
+        _check(
+            isinstance(value_epochs, int) and value_epochs >= 1,
+            f"value_epochs must be a positive integer. Received: value_epochs={value_epochs!r}",
+        )
+        self.value_epochs = int(value_epochs)
+
+    def _default_optimizer(self):
+        return TrustRegion(max_kl=0.01, cg_iters=15)
+
+    def _default_value_optimizer(self):
+        return keras.optimizers.Adam(learning_rate=1e-3)
+
+    def _check_optimizers(self):
+        if not isinstance(self.optimizer, CurvatureOptimizer):
+            raise ValueError(
+                "TRPO's policy optimizer must be kt.optimizers.TrustRegion or NaturalGradient. "
+                f"Received: {type(self.optimizer).__name__} (use kt.PPO for first-order ones)."
+            )
+        if isinstance(self.value_optimizer, CurvatureOptimizer):
+            raise ValueError("TRPO's value_optimizer must be a first-order optimizer (e.g. Adam).")
+
+    def _train(self, obs, actions, log_probs, advantages, returns, weights, seed):
+        if self.normalize_advantage:
+            advantages = normalize_advantages(advantages, weights)
+        old_params = [tf.stop_gradient(p) for p in self.policy_params(obs)]
+
+        def loss_fn():
+            dist = dists.make_distribution(self.distribution, self.policy_params(obs))
+            ratio = tf.exp(dist.log_prob(actions) - log_probs)
+            return -weighted_mean(ratio * advantages, weights)
+
+        def kl_fn():
+            kl = dists.kl_divergence(self.distribution, old_params, self.policy_params(obs))
+            return weighted_mean(kl, weights)
+
+        info = self.optimizer.minimize(loss_fn, self.policy_variables, kl_fn)
+        dist = dists.make_distribution(self.distribution, self.policy_params(obs))
+        value_loss, value_bad = self._value_epochs(
+            obs,
+            returns,
+            weights,
+            seed,
+            self.value_epochs,
+            self.value_optimizer,
+            self.value_variables,
+        )
+        policy_bad = ~(tf.math.is_finite(info["loss_before"]) & tf.math.is_finite(info["kl"]))
+        policy_loss = tf.cast(info["loss_after"], tf.float32)
+        return {
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "loss": policy_loss + value_loss,
+            "entropy": weighted_mean(dist.entropy(), weights),
+            "kl": tf.cast(info["kl"], tf.float32),
+            "accepted": tf.cast(info["accepted"], tf.float32),
+            "backtracks": tf.cast(info["backtracks"], tf.float32),
+            "nonfinite": tf.cast(policy_bad | value_bad, tf.float32),
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "value_epochs": self.value_epochs}

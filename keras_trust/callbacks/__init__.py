@@ -1,0 +1,5 @@
+"""Keras callbacks for agents."""
+
+from keras_trust.callbacks.checkpoint import AgentCheckpoint
+
+__all__ = ["AgentCheckpoint"]

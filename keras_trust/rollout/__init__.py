@@ -1,0 +1,16 @@
+"""Rollouts: environments, samplers, storage and advantage estimation."""
+
+from keras_trust.rollout.buffer import Rollout
+from keras_trust.rollout.collector import EnvRunner, InProcessSampler, Sampler
+from keras_trust.rollout.envs import EnvError, make_vector_env
+from keras_trust.rollout.gae import compute_gae
+
+__all__ = [
+    "EnvError",
+    "EnvRunner",
+    "InProcessSampler",
+    "Rollout",
+    "Sampler",
+    "compute_gae",
+    "make_vector_env",
+]

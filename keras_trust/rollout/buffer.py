@@ -1,0 +1,56 @@
+"""What a sampler hands to the learner: one rollout of a vector env, in numpy."""
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Rollout(NamedTuple):
+    """A `(T, n_envs)` rollout collected in gymnasium's NEXT_STEP autoreset mode.
+
+    Attributes:
+        observations: `(T, n_envs, *obs_shape)` raw observations the actions were taken in.
+        actions: `(T, n_envs, *action_shape)` sampled actions (unclipped for Box).
+        log_probs: `(T, n_envs)` log-probabilities of the actions when sampled.
+        values: `(T + 1, n_envs)` critic values (model units); the last row bootstraps.
+        rewards: `(T, n_envs)` raw env rewards.
+        terminated: `(T, n_envs)` bools.
+        truncated: `(T, n_envs)` bools.
+        valid: `(T, n_envs)` bools, False on reset steps (the env ignored the action).
+        episode_returns: returns of the episodes that ended during the rollout.
+        episode_lengths: their lengths.
+        last_observations: `(n_envs, *obs_shape)` observations after the last step.
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    log_probs: np.ndarray
+    values: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    valid: np.ndarray
+    episode_returns: list
+    episode_lengths: list
+    last_observations: np.ndarray
+
+    @property
+    def num_steps(self) -> int:
+        """Env steps in the rollout (reset steps included: the env counted them)."""
+        return int(self.rewards.size)
+
+    @staticmethod
+    def concatenate(parts: list["Rollout"]) -> "Rollout":
+        """Joins rollouts of disjoint env groups along the env axis (axis 1)."""
+        if len(parts) == 1:
+            return parts[0]
+        fields = {}
+        for name in Rollout._fields:
+            items = [getattr(p, name) for p in parts]
+            if name in ("episode_returns", "episode_lengths"):
+                fields[name] = [x for item in items for x in item]
+            elif name == "last_observations":
+                fields[name] = np.concatenate(items, axis=0)
+            else:
+                fields[name] = np.concatenate(items, axis=1)
+        return Rollout(**fields)

@@ -1,0 +1,138 @@
+"""Samplers: where rollouts come from. The in-process one steps a gymnasium vector env."""
+
+import numpy as np
+
+from keras_trust.rollout.buffer import Rollout
+from keras_trust.rollout.envs import make_vector_env
+
+
+class Sampler:
+    """Interface of rollout samplers (in-process here, Ray in `kt.distributed`).
+
+    `start(env, n_envs, seed)` builds the environments and returns their
+    `(observation_space, action_space)`; `collect(agent, n_steps, iteration)` returns a
+    `Rollout` of `n_steps` steps of every env using the agent's current weights;
+    `close()` releases what `start` made.
+    """
+
+    def start(self, env, n_envs: int, seed: int | None):
+        raise NotImplementedError
+
+    def collect(self, agent, n_steps: int, iteration: int) -> Rollout:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class EnvRunner:
+    """Steps one vector env with an agent's policy: the loop shared by all samplers.
+
+    Args:
+        envs: a gymnasium vector env in NEXT_STEP autoreset mode.
+        env_ids: global indices of its envs (seed streams and error messages use them).
+    """
+
+    def __init__(self, envs, env_ids, seed=None):
+        self.envs = envs
+        self.env_ids = np.asarray(env_ids)
+        self.obs, _ = envs.reset(seed=seed)
+        n = envs.num_envs
+        self.prev_done = np.zeros(n, dtype=bool)
+        self.ep_return = np.zeros(n)
+        self.ep_length = np.zeros(n, dtype=np.int64)
+        self.steps = 0
+
+    def collect(self, agent, n_steps: int, iteration: int) -> Rollout:
+        envs, n = self.envs, self.envs.num_envs
+        noise = agent.sampling_noise(n_steps, self.env_ids, iteration)
+        obs_space_shape = envs.single_observation_space.shape
+        obs_buf = np.empty((n_steps, n, *obs_space_shape), dtype=np.float32)
+        act_buf = None
+        logp_buf = np.empty((n_steps, n), dtype=np.float32)
+        val_buf = np.empty((n_steps + 1, n), dtype=np.float32)
+        rew_buf = np.empty((n_steps, n), dtype=np.float32)
+        term_buf = np.empty((n_steps, n), dtype=bool)
+        trunc_buf = np.empty((n_steps, n), dtype=bool)
+        valid_buf = np.empty((n_steps, n), dtype=bool)
+        ep_returns, ep_lengths = [], []
+        obs = self.obs
+        for t in range(n_steps):
+            obs_buf[t] = obs
+            action, logp, value = agent.act(obs_buf[t], noise[t])
+            if act_buf is None:
+                act_buf = np.empty((n_steps, *action.shape), dtype=action.dtype)
+            act_buf[t], logp_buf[t], val_buf[t] = action, logp, value
+            valid = ~self.prev_done
+            valid_buf[t] = valid
+            obs, reward, terminated, truncated, _ = envs.step(agent.env_action(action))
+            self.steps += 1
+            if not (np.isfinite(reward).all() and np.isfinite(obs).all()):
+                self._raise_non_finite(obs, reward)
+            rew_buf[t], term_buf[t], trunc_buf[t] = reward, terminated, truncated
+            self.ep_return += np.where(valid, reward, 0.0)
+            self.ep_length += valid
+            done = terminated | truncated
+            if done.any():
+                for i in np.flatnonzero(done):
+                    ep_returns.append(float(self.ep_return[i]))
+                    ep_lengths.append(int(self.ep_length[i]))
+                self.ep_return[done] = 0.0
+                self.ep_length[done] = 0
+            self.prev_done = done
+        self.obs = obs
+        val_buf[n_steps] = agent.value_of(np.asarray(obs, dtype=np.float32))
+        return Rollout(
+            obs_buf,
+            act_buf,
+            logp_buf,
+            val_buf,
+            rew_buf,
+            term_buf,
+            trunc_buf,
+            valid_buf,
+            ep_returns,
+            ep_lengths,
+            np.array(obs, dtype=np.float32),
+        )
+
+    def _raise_non_finite(self, obs, reward):
+        flat_obs = np.asarray(obs, dtype=np.float64).reshape(len(reward), -1)
+        bad = ~np.isfinite(np.asarray(reward, dtype=np.float64)) | ~np.isfinite(flat_obs).all(1)
+        i = int(np.flatnonzero(bad)[0])
+        what = "reward" if not np.isfinite(reward[i]) else "observation"
+        raise ValueError(
+            f"Environment {int(self.env_ids[i])} returned a non-finite {what} at step "
+            f"{self.steps} of this fit (reward={reward[i]!r}); keras_trust does not train on "
+            "NaN or inf values. Fix the environment or wrap it to sanitize its outputs."
+        )
+
+    def close(self):
+        self.envs.close()
+
+
+class InProcessSampler(Sampler):
+    """Collects rollouts in this process from a gymnasium vector env (the default).
+
+    Args:
+        vectorization: `"sync"` (`SyncVectorEnv`, default) or `"async"`
+            (`AsyncVectorEnv` with the spawn context, one process per env).
+    """
+
+    def __init__(self, vectorization: str = "sync"):
+        self.vectorization = vectorization
+        self.runner = None
+        self._owned = False
+
+    def start(self, env, n_envs, seed):
+        envs, self._owned = make_vector_env(env, n_envs, self.vectorization)
+        self.runner = EnvRunner(envs, np.arange(n_envs), seed=seed)
+        return envs.single_observation_space, envs.single_action_space
+
+    def collect(self, agent, n_steps, iteration):
+        return self.runner.collect(agent, n_steps, iteration)
+
+    def close(self):
+        if self.runner is not None and self._owned:
+            self.runner.close()
+        self.runner = None

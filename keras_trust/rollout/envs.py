@@ -1,0 +1,132 @@
+"""Turning what users pass as `env` into a gymnasium vector env, with faults named by index."""
+
+import gymnasium as gym
+import numpy as np
+
+
+class EnvError(RuntimeError):
+    """An exception raised inside an environment, re-raised naming the env index."""
+
+
+class _IndexedEnv(gym.Wrapper):
+    """Re-raises any exception of `step`/`reset` as `EnvError` naming the env index."""
+
+    def __init__(self, env, index):
+        super().__init__(env)
+        self.index = index
+
+    def _call(self, method, *args, **kwargs):
+        try:
+            return getattr(self.env, method)(*args, **kwargs)
+        except Exception as exc:
+            raise EnvError(
+                f"Environment {self.index} raised {type(exc).__name__} in {method}(): {exc}"
+            ) from exc
+
+    def step(self, action):
+        return self._call("step", action)
+
+    def reset(self, **kwargs):
+        return self._call("reset", **kwargs)
+
+
+def make_env(env_id: str):
+    """`gym.make(env_id)`, with an unknown id reported as `ValueError`."""
+    try:
+        return gym.make(env_id)
+    except gym.error.Error as exc:
+        raise ValueError(f"Unknown environment id {env_id!r}: {exc}") from exc
+
+
+def env_factories(env, n_envs: int, first_index: int = 0) -> list:
+    """Zero-argument callables building `n_envs` copies of `env` (an id or a callable)."""
+    if isinstance(env, str):
+        make_env(env).close()  # fail now, with a clear message, on an unknown id
+        base = env
+
+        def build(index):
+            return lambda: _IndexedEnv(make_env(base), index)
+
+    elif callable(env) and not isinstance(env, gym.Env):
+        base = env
+
+        def build(index):
+            return lambda: _IndexedEnv(_checked_env(base()), index)
+
+    else:
+        raise ValueError(
+            f"Cannot make {n_envs} copies of {env!r}: pass a registered gymnasium id or a "
+            "zero-argument callable returning a gymnasium.Env."
+        )
+    return [build(first_index + i) for i in range(n_envs)]
+
+
+def _checked_env(env):
+    if not isinstance(env, gym.Env):
+        raise ValueError(
+            f"The env callable must return a gymnasium.Env. Received: {type(env).__name__}"
+        )
+    return env
+
+
+def make_vector_env(env, n_envs: int, vectorization: str = "sync", first_index: int = 0):
+    """Returns `(vector_env, owned)`: a NEXT_STEP-autoreset vector env of `n_envs` copies.
+
+    `env` may be a registered id, a `gymnasium.Env` (only with `n_envs == 1`), a
+    zero-argument callable returning one, or a `gymnasium.vector.VectorEnv` (used as is;
+    its `num_envs` must equal `n_envs`). `owned` tells whether keras_trust created the
+    vector env (and so closes it when done).
+
+    Raises:
+        ValueError: unknown id, wrong types, a count mismatch, or an autoreset mode
+            other than NEXT_STEP.
+    """
+    if vectorization not in ("sync", "async"):
+        raise ValueError(
+            f"vectorization must be 'sync' or 'async'. Received: vectorization={vectorization!r}"
+        )
+    if isinstance(env, gym.vector.VectorEnv):
+        if env.num_envs != n_envs:
+            raise ValueError(
+                f"The vector env has {env.num_envs} envs but the agent has n_envs={n_envs}; "
+                f"construct the agent with n_envs={env.num_envs}."
+            )
+        mode = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
+        if mode != gym.vector.AutoresetMode.NEXT_STEP:
+            raise ValueError(
+                f"keras_trust needs a vector env with autoreset_mode=NEXT_STEP. Received: {mode}"
+            )
+        return env, False
+    if isinstance(env, gym.Env):
+        if n_envs != 1:
+            raise ValueError(
+                f"A gymnasium.Env instance cannot be copied into n_envs={n_envs} envs: pass its "
+                "id or a zero-argument callable that builds one."
+            )
+        # The caller's env instance: stepped in this process, and left open at the end.
+        return gym.vector.SyncVectorEnv([lambda: _IndexedEnv(env, first_index)]), False
+    factories = env_factories(env, n_envs, first_index)
+    if vectorization == "async":
+        vec = gym.vector.AsyncVectorEnv(factories, context="spawn")
+    else:
+        vec = gym.vector.SyncVectorEnv(factories)
+    return vec, True
+
+
+def single_env(env):
+    """A single `gymnasium.Env` from an id, an Env or a callable (for evaluation)."""
+    if isinstance(env, str):
+        return make_env(env), True
+    if isinstance(env, gym.Env):
+        return env, False
+    if isinstance(env, gym.vector.VectorEnv):
+        raise ValueError("evaluate() needs a single env: pass an id, an Env or a callable.")
+    if callable(env):
+        return _checked_env(env()), True
+    raise ValueError(f"Cannot build an environment from {env!r}.")
+
+
+def action_offset(space):
+    """The `start` of Discrete/MultiDiscrete spaces (policies emit indices from 0)."""
+    start = getattr(space, "start", 0)
+    return None if np.all(np.asarray(start) == 0) else np.asarray(start)
