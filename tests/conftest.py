@@ -1,0 +1,6 @@
+"""Shared test settings: quiet TensorFlow, and small helpers used across test modules."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
