@@ -90,7 +90,7 @@ def _train(args) -> int:
     print("keras-trust train:", json.dumps(config, indent=1))
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
-    agent = presets.make_agent(preset_algo, args.env_id, preset=preset)
+    agent = presets.make_agent(args.algo, args.env_id, preset=preset)
     callbacks = [
         keras.callbacks.CSVLogger(os.path.join(out, "metrics.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(out, "tensorboard"), write_graph=False),
@@ -145,6 +145,7 @@ def _presets(args) -> int:
 
 
 def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
     handlers = {"train": _train, "evaluate": _evaluate, "export": _export, "presets": _presets}
     return handlers[args.command](args)

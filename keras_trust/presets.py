@@ -15,7 +15,8 @@ from importlib import resources
 
 import keras
 
-ALGORITHMS = ("ppo", "trpo", "npg")
+# Preset keys and the agent class each one builds.
+ALGORITHMS = {"ppo": "PPO", "ppo_kl": "PPO", "trpo": "TRPO", "npg": "TRPO"}
 
 
 def _load() -> dict:
@@ -59,14 +60,20 @@ def make_optimizer(spec: dict | None):
 def make_agent(algo: str, env_id: str, preset: dict | None = None, **overrides):
     """A compiled agent for `algo` on `env_id` from its preset (or `preset`), with overrides.
 
-    `overrides` replace entries of the preset's `agent` section (e.g. `n_envs=4`).
+    `overrides` replace entries of the preset's `agent` section (e.g. `n_envs=4`). A
+    `kl_penalty` entry given as a dict becomes a `kt.layers.KLPenalty(**dict)`.
     """
-    from keras_trust.agents import PPO, TRPO
+    from keras_trust import agents
+    from keras_trust.layers import KLPenalty
 
+    algo = algo.lower()
+    if algo not in ALGORITHMS:
+        raise ValueError(f"Unknown algorithm {algo!r}; expected one of {list(ALGORITHMS)}")
     preset = copy.deepcopy(preset) if preset is not None else get_preset(algo, env_id)
     kwargs = {**preset.get("agent", {}), **overrides}
-    cls = PPO if algo.lower() == "ppo" else TRPO
-    agent = cls(**kwargs)
+    if isinstance(kwargs.get("kl_penalty"), dict):
+        kwargs["kl_penalty"] = KLPenalty(**kwargs["kl_penalty"])
+    agent = getattr(agents, ALGORITHMS[algo])(**kwargs)
     agent.compile(
         optimizer=make_optimizer(preset.get("optimizer")),
         value_optimizer=make_optimizer(preset.get("value_optimizer")),

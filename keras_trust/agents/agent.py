@@ -758,6 +758,7 @@ class Agent(keras.Model):
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, filepath)
+            _fsync_directory(directory)
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
@@ -841,6 +842,20 @@ class Agent(keras.Model):
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _fsync_directory(directory):
+    """Makes a rename durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_agent(filepath) -> Agent:
