@@ -22,6 +22,7 @@ from keras_trust import (  # noqa: E402
     layers,
     ops,
     optimizers,
+    presets,
     rollout,
 )
 from keras_trust.agents import PPO, TRPO, Agent, load_agent  # noqa: E402
@@ -37,5 +38,6 @@ __all__ = [
     "load_agent",
     "ops",
     "optimizers",
+    "presets",
     "rollout",
 ]
