@@ -32,7 +32,12 @@ def space_to_config(space) -> dict:
     if isinstance(space, gym.spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
     if isinstance(space, gym.spaces.MultiDiscrete):
-        return {"type": "MultiDiscrete", "nvec": space.nvec.tolist()}
+        return {
+            "type": "MultiDiscrete",
+            "nvec": space.nvec.tolist(),
+            "start": space.start.tolist(),
+            "dtype": str(space.dtype),
+        }
     if isinstance(space, gym.spaces.MultiBinary):
         return {"type": "MultiBinary", "n": int(space.n)}
     raise ValueError(f"Cannot serialize space {space}.")
@@ -49,7 +54,9 @@ def space_from_config(config: dict):
     if kind == "Discrete":
         return gym.spaces.Discrete(config["n"], start=config.get("start", 0))
     if kind == "MultiDiscrete":
-        return gym.spaces.MultiDiscrete(config["nvec"])
+        return gym.spaces.MultiDiscrete(
+            config["nvec"], dtype=config.get("dtype", "int64"), start=config.get("start")
+        )
     if kind == "MultiBinary":
         return gym.spaces.MultiBinary(config["n"])
     raise ValueError(f"Unknown space type {kind!r} in config.")

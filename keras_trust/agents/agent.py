@@ -306,11 +306,15 @@ class Agent(keras.Model):
         return self._deterministic_action(obs)
 
     def _deterministic_action(self, obs):
+        """The env action of the mode: Box clipped to its bounds, discrete `start` added."""
         action = dists.deterministic_action(self.distribution, self.policy_params(obs))
         if isinstance(self.action_space, gym.spaces.Box):
             low, high = self.action_space.low, self.action_space.high
             if np.all(np.isfinite(low)) and np.all(np.isfinite(high)):
                 action = tf.clip_by_value(action, low.astype(np.float32), high.astype(np.float32))
+        offset = action_offset(self.action_space)
+        if offset is not None:
+            action = action + tf.constant(offset, dtype=action.dtype)
         return action
 
     # ------------------------------------------------------------------ compiling
@@ -677,12 +681,8 @@ class Agent(keras.Model):
                 noise = rng.standard_normal(shape)
             else:
                 noise = rng.gumbel(size=shape)
-            actions = self._function("sample")(batch, noise.astype(np.float32)).numpy()
-            if isinstance(self.action_space, gym.spaces.Box):
-                actions = np.clip(actions, self.action_space.low, self.action_space.high)
-        offset = action_offset(self.action_space)
-        if offset is not None:
-            actions = actions + offset
+            sample = self._function("sample")(batch, noise.astype(np.float32)).numpy()
+            actions = self.env_action(sample)
         return actions[0] if single else actions
 
     def predict_value(self, obs):

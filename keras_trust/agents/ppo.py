@@ -150,7 +150,9 @@ class PPO(Agent):
         policy_loss = -weighted_mean(surrogate, weights)
         stats["policy_loss"] = policy_loss
         if self.kl_penalty is not None:
-            policy_loss += self.kl_penalty.penalty(self.kl_penalty.mean_kl(old_params, params))
+            policy_loss += self.kl_penalty.penalty(
+                self.kl_penalty.mean_kl(old_params, params, weights)
+            )
         entropy = weighted_mean(dist.entropy(), weights)
         value_loss = weighted_mean(tf.square(returns - self.value_estimate(obs)), weights)
         loss = policy_loss - self.ent_coef * entropy + self.vf_coef * value_loss
@@ -194,12 +196,15 @@ class PPO(Agent):
                     grads, _ = tf.clip_by_global_norm(grads, self.max_grad_norm)
                 ok = all_finite([loss, *grads])
                 bad = bad | ~ok
-                self.optimizer.apply([tf.where(ok, g, tf.zeros_like(g)) for g in grads], variables)
-                sums = {k: sums[k] + stats[k] for k in names}
-                count += 1.0
                 stop = bad
                 if self.target_kl is not None:
+                    # As in SB3: a minibatch already past 1.5 * target_kl ends the update
+                    # before its own step is applied.
                     stop = stop | (stats["approx_kl"] > 1.5 * self.target_kl)
+                if not stop:
+                    self.optimizer.apply(grads, variables)
+                sums = {k: sums[k] + stats[k] for k in names}
+                count += 1.0
                 b += 1
             epoch += 1
         rollback(state, saved, bad)

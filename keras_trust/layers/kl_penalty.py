@@ -74,12 +74,19 @@ class KLPenalty(keras.layers.Layer):
         self.add_loss(self.penalty(kl))
         return kl
 
-    def mean_kl(self, old_params, new_params):
-        """Mean KL(old || new) over the batch, gradients flowing into `new` only."""
+    def mean_kl(self, old_params, new_params, weights=None):
+        """Mean KL(old || new) over the batch (rows weighted by `weights` if given).
+
+        Gradients flow into `new_params` only.
+        """
         old_params = [tf.stop_gradient(p) for p in tf.nest.flatten(old_params)]
         new_params = tf.nest.flatten(new_params)
         kind = self.distribution or infer_kind(new_params)
-        return tf.reduce_mean(kl_divergence(kind, old_params, new_params))
+        kl = kl_divergence(kind, old_params, new_params)
+        if weights is None:
+            return tf.reduce_mean(kl)
+        weights = tf.cast(weights, kl.dtype)
+        return tf.reduce_sum(kl * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
     def penalty(self, kl):
         """`beta * kl` (what the call adds to `losses`)."""

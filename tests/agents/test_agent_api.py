@@ -326,12 +326,6 @@ class OffsetDiscreteEnv(gym.Env):
         return np.full(2, self.t / 8, np.float32), float(action), self.t >= 8, False, {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: export/serving_default returns 0-based indices without the Discrete "
-    "start offset that predict() adds (agent._deterministic_action ignores action_offset)",
-)
 def test_export_of_discrete_space_with_start_matches_predict(tmp_path):
     import tensorflow as tf
 
@@ -581,12 +575,6 @@ def test_multidiscrete_actions_with_ppo():
     assert actions.shape == (4, 2) and all(space.contains(a) for a in actions)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: spaces.space_to_config drops MultiDiscrete start, so a loaded agent "
-    "predicts unoffset actions and refuses to resume on the env it was trained on",
-)
 def test_multidiscrete_start_survives_save_load(tmp_path):
     agent = small_ppo(n_steps=16, batch_size=16, epochs=1)
     agent.fit(lambda: MultiDiscreteEnv(start=[1, -1]), 16, verbose=0, seed=0)
