@@ -537,6 +537,7 @@ class Agent(keras.Model):
                 update_time=update_time,
                 timesteps=float(self.num_timesteps),
             )
+            logs.update(sampler.logs())
             callbacks.on_train_batch_end(0, logs)
             callbacks.on_epoch_end(epoch, logs)
             if progbar is not None:

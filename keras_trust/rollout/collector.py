@@ -21,6 +21,10 @@ class Sampler:
     def collect(self, agent, n_steps: int, iteration: int) -> Rollout:
         raise NotImplementedError
 
+    def logs(self) -> dict:
+        """Extra per-epoch log entries (e.g. worker restarts); merged into `fit`'s logs."""
+        return {}
+
     def close(self) -> None:
         pass
 
