@@ -18,6 +18,7 @@ check_backend()
 
 from keras_trust import (  # noqa: E402
     callbacks,
+    distributed,
     distributions,
     layers,
     ops,
@@ -33,6 +34,7 @@ __all__ = [
     "Agent",
     "__version__",
     "callbacks",
+    "distributed",
     "distributions",
     "layers",
     "load_agent",

@@ -1,10 +1,16 @@
-"""The `keras-trust` command: train, evaluate, export and list presets.
+"""The `keras-trust` command: train, evaluate, export, plot and list presets.
 
 Examples:
     keras-trust train ppo CartPole-v1 --timesteps 50000 --out runs/cartpole
-    keras-trust evaluate runs/cartpole --episodes 10
+    keras-trust evaluate runs/cartpole --episodes 10 [--video cartpole.mp4]
     keras-trust export runs/cartpole policy_dir
+    keras-trust export runs/cartpole policy.tflite --format tflite
+    keras-trust export runs/cartpole policy.onnx --format onnx
+    keras-trust plot runs/cartpole-* -o curves.png
     keras-trust presets
+
+A run directory holds `agent.keras`, `policy/` (SavedModel), `metrics.csv`,
+`learning_curve.png`, `config.json` and TensorBoard logs under `tensorboard/`.
 """
 
 import argparse
@@ -13,6 +19,14 @@ import os
 import sys
 import time
 
+# Kept in step with keras_trust.export.FORMATS (not imported: --help must not load TF).
+EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
+VIDEO_HELP = (
+    "Recording a video needs moviepy (pip install moviepy) and the env's rendering "
+    "dependencies (pip install 'gymnasium[classic-control]' for pygame, or "
+    "'gymnasium[mujoco]' for MuJoCo envs)."
+)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -20,7 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train an agent and write a run directory")
+    train = sub.add_parser(
+        "train",
+        help="train an agent and write a run directory",
+        description="Trains ALGO on ENV_ID from its preset and writes a run directory: "
+        "agent.keras, policy/ (SavedModel), metrics.csv, learning_curve.png, config.json "
+        "and tensorboard/.",
+    )
     train.add_argument("algo", choices=["ppo", "trpo", "npg"], help="algorithm")
     train.add_argument("env_id", help="registered gymnasium id, e.g. CartPole-v1")
     train.add_argument("--timesteps", type=int, default=None, help="env steps (default: preset)")
@@ -31,18 +51,57 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default=None, help="run directory (default: runs/ALGO-ENV-TIME)")
     train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
 
-    evaluate = sub.add_parser("evaluate", help="evaluate a run directory's agent")
-    evaluate.add_argument("run_dir")
-    evaluate.add_argument("--episodes", type=int, default=10)
-    evaluate.add_argument("--seed", type=int, default=None)
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="evaluate a run directory's agent",
+        description="Runs whole episodes with the run's agent (deterministic actions) and "
+        "prints mean_return, std_return and mean_length as JSON.",
+    )
+    evaluate.add_argument("run_dir", help="a run directory written by `keras-trust train`")
+    evaluate.add_argument("--episodes", type=int, default=10, help="episodes (default: 10)")
+    evaluate.add_argument("--seed", type=int, default=None, help="seed of the first reset")
     evaluate.add_argument("--env", default=None, help="env id (default: the run's)")
+    evaluate.add_argument(
+        "--video",
+        default=None,
+        metavar="FILE.mp4",
+        help="also record the first episode to this MP4 file (gymnasium RecordVideo; needs "
+        "moviepy and the env's rendering dependencies, e.g. pygame for classic control)",
+    )
 
-    export = sub.add_parser("export", help="export a run's policy")
-    export.add_argument("run_dir")
-    export.add_argument("out")
-    export.add_argument("--format", default="saved_model", choices=["saved_model"])
+    export = sub.add_parser(
+        "export",
+        help="export a run's policy",
+        description="Writes the run's deterministic policy (observation batch -> action "
+        "batch) as a SavedModel directory, a .tflite file or an .onnx file.",
+    )
+    export.add_argument("run_dir", help="a run directory written by `keras-trust train`")
+    export.add_argument("out", help="SavedModel directory, or .tflite / .onnx file")
+    export.add_argument(
+        "--format",
+        default="saved_model",
+        choices=list(EXPORT_FORMATS),
+        help="saved_model (default), tflite, or onnx (needs the `export` extra: tf2onnx)",
+    )
 
-    sub.add_parser("presets", help="list the shipped presets")
+    plot = sub.add_parser(
+        "plot",
+        help="plot learning curves of run directories",
+        description="Plots episode return against timesteps from each run's metrics.csv "
+        "(plus KL, penalty beta and line-search backtracks where logged). Runs of the same "
+        "algorithm and env are drawn as their mean with a min-max band. Needs matplotlib.",
+    )
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories")
+    plot.add_argument(
+        "-o", "--out", default="learning_curves.png", help="image file (default: %(default)s)"
+    )
+    plot.add_argument("--title", default=None, help="figure title")
+
+    sub.add_parser(
+        "presets",
+        help="list the shipped presets",
+        description="Lists the (env, algorithm) presets shipped with keras_trust.",
+    )
     return parser
 
 
@@ -104,6 +163,7 @@ def _train(args) -> int:
     if agent.built:
         agent.save(os.path.join(out, "agent.keras"))
         agent.export(os.path.join(out, "policy"))
+        _learning_curve(out)
         result = agent.evaluate(args.env_id, episodes=10, seed=args.seed)
         print(
             f"Evaluation over 10 episodes: mean return {result['mean_return']:.1f} "
@@ -113,25 +173,128 @@ def _train(args) -> int:
     return 130 if interrupted else 0
 
 
+def _learning_curve(run_dir) -> None:
+    """Draws `run_dir/learning_curve.png`, or says why not (matplotlib is optional)."""
+    from keras_trust import plotting
+
+    path = os.path.join(run_dir, "learning_curve.png")
+    try:
+        plotting.plot_runs([run_dir], path, title=plotting.run_label(run_dir))
+    except ImportError:
+        print(
+            "Note: matplotlib is not installed, so no learning_curve.png was drawn "
+            "(pip install 'keras-trust[plot]')."
+        )
+    except (OSError, ValueError) as e:
+        print(f"Note: could not draw learning_curve.png: {e}")
+
+
+def _run_env_id(run_dir) -> str:
+    with open(os.path.join(run_dir, "config.json")) as f:
+        return json.load(f)["env_id"]
+
+
 def _evaluate(args) -> int:
+    if args.video is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("moviepy") is None:
+            print(
+                f"keras-trust evaluate --video: moviepy is not installed. {VIDEO_HELP}",
+                file=sys.stderr,
+            )
+            return 1
     from keras_trust.agents import load_agent
 
     agent = load_agent(os.path.join(args.run_dir, "agent.keras"))
-    env_id = args.env
-    if env_id is None:
-        with open(os.path.join(args.run_dir, "config.json")) as f:
-            env_id = json.load(f)["env_id"]
-    result = agent.evaluate(env_id, episodes=args.episodes, seed=args.seed)
+    env_id = args.env or _run_env_id(args.run_dir)
+    if args.video is None:
+        result = agent.evaluate(env_id, episodes=args.episodes, seed=args.seed)
+    else:
+        result = _evaluate_with_video(agent, env_id, args)
+        if result is None:
+            return 1
     print(json.dumps({k: result[k] for k in ("mean_return", "std_return", "mean_length")}))
     return 0
 
 
+def _evaluate_with_video(agent, env_id, args):
+    """`agent.evaluate` on a RecordVideo-wrapped env; None (after a message) on failure."""
+    import shutil
+    import tempfile
+
+    import gymnasium as gym
+
+    out = os.path.abspath(args.video)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    folder = tempfile.mkdtemp(prefix=".video-", dir=os.path.dirname(out))
+    env = None
+    try:
+        env = gym.make(env_id, render_mode="rgb_array")
+        # The first episode only: frames are held in memory until the episode ends.
+        env = gym.wrappers.RecordVideo(
+            env,
+            video_folder=os.path.join(folder, "v"),
+            name_prefix="video",
+            episode_trigger=lambda k: k == 0,
+        )
+        result = agent.evaluate(env, episodes=args.episodes, seed=args.seed)
+        env.close()
+        env = None
+        videos = sorted(
+            os.path.join(root, f)
+            for root, _, files in os.walk(folder)
+            for f in files
+            if f.endswith(".mp4")
+        )
+        if not videos:
+            raise RuntimeError("the recorder wrote no video (the env rendered no frames)")
+        os.replace(videos[0], out)
+    except (gym.error.Error, ImportError, OSError, RuntimeError, AttributeError) as e:
+        print(
+            f"keras-trust evaluate --video: could not record {env_id}: "
+            f"{type(e).__name__}: {e}\n{VIDEO_HELP}",
+            file=sys.stderr,
+        )
+        return None
+    finally:
+        if env is not None:
+            try:
+                env.close()
+            except Exception:  # the recorder may fail again while closing
+                pass
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"Recorded the first episode to {args.video}")
+    return result
+
+
 def _export(args) -> int:
     from keras_trust.agents import load_agent
+    from keras_trust.export import export
 
     agent = load_agent(os.path.join(args.run_dir, "agent.keras"))
-    agent.export(args.out)
-    print(f"Exported the policy to {args.out}")
+    try:
+        export(agent, args.out, format=args.format)
+    except ImportError as e:
+        print(f"keras-trust export: {e}", file=sys.stderr)
+        return 1
+    print(f"Exported the policy ({args.format}) to {args.out}")
+    return 0
+
+
+def _plot(args) -> int:
+    from keras_trust import plotting
+
+    missing = [d for d in args.run_dirs if not os.path.isfile(os.path.join(d, "metrics.csv"))]
+    if missing:
+        print(f"keras-trust plot: no metrics.csv in {', '.join(missing)}", file=sys.stderr)
+        return 1
+    try:
+        plotting.plot_runs(args.run_dirs, args.out, title=args.title)
+    except ImportError as e:
+        print(f"keras-trust plot: {e}", file=sys.stderr)
+        return 1
+    print(f"Wrote {args.out}")
     return 0
 
 
@@ -147,7 +310,13 @@ def _presets(args) -> int:
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "evaluate": _evaluate, "export": _export, "presets": _presets}
+    handlers = {
+        "train": _train,
+        "evaluate": _evaluate,
+        "export": _export,
+        "plot": _plot,
+        "presets": _presets,
+    }
     return handlers[args.command](args)
 
 

@@ -79,7 +79,12 @@ class CategoricalHead(keras.layers.Layer):
         super().__init__(**kwargs)
         self.n = int(n)
         self.gain = float(gain)
-        self.dense = keras.layers.Dense(self.n, kernel_initializer=_orthogonal(self.gain))
+        self.dense = keras.layers.Dense(
+            self.n, kernel_initializer=_orthogonal(self.gain), dtype=self.dtype_policy
+        )
+
+    def build(self, input_shape):
+        self.dense.build(input_shape)
 
     def call(self, features):
         return [self.dense(features)]
@@ -103,7 +108,12 @@ class MultiCategoricalHead(keras.layers.Layer):
         super().__init__(**kwargs)
         self.nvec = [int(n) for n in nvec]
         self.gain = float(gain)
-        self.dense = keras.layers.Dense(sum(self.nvec), kernel_initializer=_orthogonal(self.gain))
+        self.dense = keras.layers.Dense(
+            sum(self.nvec), kernel_initializer=_orthogonal(self.gain), dtype=self.dtype_policy
+        )
+
+    def build(self, input_shape):
+        self.dense.build(input_shape)
 
     def call(self, features):
         flat = self.dense(features)
@@ -144,7 +154,9 @@ class DiagGaussianHead(keras.layers.Layer):
         self.dim = int(dim)
         self.log_std_init = float(log_std_init)
         self.gain = float(gain)
-        self.dense = keras.layers.Dense(self.dim, kernel_initializer=_orthogonal(self.gain))
+        self.dense = keras.layers.Dense(
+            self.dim, kernel_initializer=_orthogonal(self.gain), dtype=self.dtype_policy
+        )
 
     def build(self, input_shape):
         self.dense.build(input_shape)

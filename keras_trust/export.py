@@ -1,7 +1,59 @@
-"""Exporting a trained policy as a TensorFlow SavedModel that needs only TensorFlow."""
+"""Exporting a trained policy: TensorFlow SavedModel, TensorFlow Lite and ONNX.
+
+Every format serves the same function, the deterministic action batch for a float32
+observation batch (the distribution's mode; Box actions clipped to their bounds; the
+Discrete/MultiDiscrete `start` added; observation normalization included). It is built
+from plain TensorFlow ops, so no format needs TensorFlow Probability or keras_trust to run.
+
+Example:
+>>> from keras_trust.export import export
+>>> export(agent, "policy", format="saved_model")        # doctest: +SKIP
+>>> export(agent, "policy.tflite", format="tflite")      # doctest: +SKIP
+>>> export(agent, "policy.onnx", format="onnx")          # doctest: +SKIP
+"""
+
+import os
 
 import keras
 import tensorflow as tf
+
+FORMATS = ("saved_model", "tflite", "onnx")
+# Other spellings accepted for the formats (`tf_saved_model` is Keras's own name).
+_ALIASES = {"tf_saved_model": "saved_model", "savedmodel": "saved_model", "tf_lite": "tflite"}
+# Name of the observation input in every format.
+INPUT_NAME = "observation"
+# Name of the action output in the TFLite and ONNX files.
+OUTPUT_NAME = "action"
+
+
+def export(agent, filepath, format: str = "saved_model") -> None:
+    """Writes `agent`'s deterministic policy to `filepath` in `format`.
+
+    Args:
+        agent: a built `kt.Agent` (trained or loaded).
+        filepath: a directory for `"saved_model"`, a file for `"tflite"` and `"onnx"`.
+        format: one of `"saved_model"` (alias `"tf_saved_model"`), `"tflite"`, `"onnx"`.
+            Defaults to `"saved_model"`.
+
+    Raises:
+        ValueError: for an unknown format or an agent that was never built.
+        ImportError: for `"onnx"` when `tf2onnx` is not installed (the `export` extra).
+    """
+    name = _ALIASES.get(str(format).lower(), str(format).lower())
+    if name not in FORMATS:
+        raise ValueError(
+            f"Unsupported export format {format!r}; expected one of {list(FORMATS)}. "
+            f"Received: format={format!r}"
+        )
+    if not getattr(agent, "built", False) or agent.observation_space is None:
+        raise ValueError("The agent has not been built yet: call fit(env, ...) first.")
+    {"saved_model": export_saved_model, "tflite": export_tflite, "onnx": export_onnx}[name](
+        agent, filepath
+    )
+
+
+def _observation_spec(agent):
+    return tf.TensorSpec((None, *agent._obs_shape), tf.float32, name=INPUT_NAME)
 
 
 def export_saved_model(agent, filepath) -> None:
@@ -12,7 +64,7 @@ def export_saved_model(agent, filepath) -> None:
       the bounds), observation normalization included. Plain TF ops only.
     - `value`: the critic's estimate in the env's reward units.
     """
-    obs_spec = tf.TensorSpec((None, *agent._obs_shape), tf.float32, name="observation")
+    obs_spec = _observation_spec(agent)
     archive = keras.export.ExportArchive()
     archive.track(agent)
 
@@ -28,3 +80,92 @@ def export_saved_model(agent, filepath) -> None:
     archive.add_endpoint("serving_default", action, input_signature=[obs_spec])
     archive.add_endpoint("value", value, input_signature=[obs_spec])
     archive.write_out(str(filepath), verbose=False)
+
+
+def _action_function(agent, named_output=False):
+    """The deterministic action as a `tf.function` (returning `{"action": ...}` if named)."""
+
+    @tf.function(input_signature=[_observation_spec(agent)])
+    def action(observation):
+        result = agent._deterministic_action(observation)
+        return {OUTPUT_NAME: result} if named_output else result
+
+    return action
+
+
+def _frozen_action_function(agent):
+    """The action function with every variable folded into a constant.
+
+    Freezing lets the converters fold the float64 normalization statistics (the
+    running mean/variance) into float32 constants; TFLite has no float64 kernels.
+    """
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    function = _action_function(agent, named_output=True)
+    return convert_variables_to_constants_v2(function.get_concrete_function())
+
+
+def export_tflite(agent, filepath) -> None:
+    """Writes `agent`'s policy as a TensorFlow Lite flatbuffer (a `.tflite` file).
+
+    The model has one input, `observation` (float32, shape `(batch, *obs_shape)`, the
+    batch dimension resizable with `Interpreter.resize_tensor_input`), and one output,
+    the deterministic action batch (int64 for discrete spaces, float32 for Box). Only
+    TFLite builtin ops are used, so the stock interpreter (or LiteRT) runs it; its
+    `serving_default` signature runner takes `observation=` and returns `{"action": ...}`.
+    """
+    frozen = _frozen_action_function(agent)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], tf.Module())
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    flatbuffer = converter.convert()
+    _write_bytes(filepath, flatbuffer)
+
+
+def export_onnx(agent, filepath, opset: int = 17) -> None:
+    """Writes `agent`'s policy as an ONNX model, converted by `tf2onnx`.
+
+    The graph has one input, `observation` (float32, shape `(batch, *obs_shape)`), and
+    one output, `action`, the deterministic action batch. Run it with
+    `onnxruntime.InferenceSession(path).run(["action"], {"observation": obs})`.
+
+    Args:
+        agent: a built agent.
+        filepath: the `.onnx` file to write.
+        opset: the ONNX opset. Defaults to `17`.
+    """
+    try:
+        import tf2onnx
+    except ImportError as e:
+        raise ImportError(
+            "ONNX export needs tf2onnx: pip install 'keras-trust[export]' "
+            f"(or pip install tf2onnx onnxruntime). Import failed with: {e}"
+        ) from e
+    model, _ = tf2onnx.convert.from_function(
+        _action_function(agent), input_signature=[_observation_spec(agent)], opset=opset
+    )
+    _rename_output(model.graph, OUTPUT_NAME)
+    _write_bytes(filepath, model.SerializeToString())
+
+
+def _rename_output(graph, name):
+    """Renames the graph's single output (tf2onnx calls it `Identity:0` or similar)."""
+    (output,) = graph.output
+    old = output.name
+    for node in graph.node:
+        for i, out in enumerate(node.output):
+            if out == old:
+                node.output[i] = name
+        for i, inp in enumerate(node.input):
+            if inp == old:
+                node.input[i] = name
+    output.name = name
+
+
+def _write_bytes(filepath, data: bytes) -> None:
+    filepath = os.fspath(filepath)
+    directory = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(directory, exist_ok=True)
+    with open(filepath, "wb") as f:
+        f.write(data)

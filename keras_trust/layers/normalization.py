@@ -76,8 +76,10 @@ class RunningNormalization(keras.layers.Layer):
         mean = self.mean + delta * n / total
         m2 = self.var * count + batch_var * n + tf.square(delta) * count * n / total
         # With no history (count 0) the prior var of 1 gets weight 0: var = batch_var.
-        self.mean.assign(mean)
-        self.var.assign(m2 / total)
+        # An empty batch leaves the statistics untouched (its moments are NaN).
+        empty = n == 0
+        self.mean.assign(tf.where(empty, self.mean, mean))
+        self.var.assign(tf.where(empty, self.var, m2 / tf.maximum(total, 1.0)))
         self.count.assign(total)
 
     def compute_output_shape(self, input_shape):

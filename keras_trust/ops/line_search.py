@@ -53,8 +53,9 @@ def backtracking_line_search(evaluate, loss_before, max_kl, max_backtracks=10, c
         raise ValueError(f"max_backtracks must be >= 1. Received: max_backtracks={max_backtracks}")
     loss_before = tf.convert_to_tensor(loss_before)
     dtype = loss_before.dtype
-    max_kl = tf.cast(max_kl, dtype)
-    coeff = tf.cast(coeff, dtype)
+    # dtype_hint keeps Python floats exact in float64 (a bare cast rounds via float32).
+    max_kl = tf.cast(tf.convert_to_tensor(max_kl, dtype_hint=dtype), dtype)
+    coeff = tf.cast(tf.convert_to_tensor(coeff, dtype_hint=dtype), dtype)
 
     def cond(i, accepted, step, loss, kl):
         return tf.logical_and(i < max_backtracks, tf.logical_not(accepted))

@@ -30,8 +30,19 @@ def _captured_tensors(fn) -> list:
     names = getattr(getattr(fn, "__code__", None), "co_names", ())
     module = getattr(fn, "__globals__", {})
     values += [module[n] for n in names if n in module]
-    leaves = tf.nest.flatten([v for v in values if isinstance(v, list | tuple | tf.Tensor)])
+    kept = [v for v in values if isinstance(v, list | tuple | tf.Tensor | np.ndarray)]
+    leaves = [
+        leaf for v in kept for leaf in (tf.nest.flatten(v) if isinstance(v, list | tuple) else [v])
+    ]
     return [v for v in leaves if isinstance(v, tf.Tensor | np.ndarray)]
+
+
+def _key(fn):
+    try:
+        hash(fn)
+    except TypeError:
+        return id(fn)
+    return fn
 
 
 def _cell_filled(cell) -> bool:
@@ -88,7 +99,9 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
         if not tf.executing_eagerly():
             return self._minimize_graph(loss_fn, var_list, kl_fn)
         captured = _captured_tensors(loss_fn) + _captured_tensors(kl_fn)
-        key = (id(loss_fn), id(kl_fn), tuple(map(id, var_list)), tuple(map(id, captured)))
+        # Callables key by value: a bound method is a new object at every attribute access
+        # but compares equal (same __self__ and __func__), so it is traced once.
+        key = (_key(loss_fn), _key(kl_fn), tuple(map(id, var_list)), tuple(map(id, captured)))
         entry = self._compiled.get(key)
         if entry is None:
             if len(self._compiled) >= 8:

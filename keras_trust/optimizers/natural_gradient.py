@@ -16,8 +16,8 @@ class NaturalGradient(CurvatureOptimizer):
     the quadratic model of the KL, `1/2 s^T F s`, equals `max_kl` (the natural policy
     gradient of Kakade, 2001, with the step rule of Schulman et al., 2015); without it
     the step is `learning_rate * (F + cg_damping I)^-1 g`. There is no line search: use
-    `TrustRegion` for that. A non-finite loss, gradient or step leaves the variables
-    exactly as they were.
+    `TrustRegion` for that. A non-finite loss, gradient, step, or measured KL or loss after
+    the step leaves the variables exactly as they were.
 
     Args:
         max_kl: trust-region radius of the quadratic KL model, or `None` to use
@@ -58,12 +58,17 @@ class NaturalGradient(CurvatureOptimizer):
         else:
             scale = self._max_kl_scale(xfx)
         step = -scale * x
-        accepted = all_finite(loss, g, step)
-        step = tf.where(accepted, step, tf.zeros_like(step))
+        finite = all_finite(loss, g, step)
+        step = tf.where(finite, step, tf.zeros_like(step))
         new = [o + s for o, s in zip(old, unflatten(step, tvars))]
-        self._assign(tvars, [tf.where(accepted, n, o) for n, o in zip(new, old)])
+        self._assign(tvars, [tf.where(finite, n, o) for n, o in zip(new, old)])
         kl = kl_fn()
         loss_after = loss_fn()
+        # A step whose measured KL or loss is non-finite is undone as well.
+        accepted = finite & all_finite(kl, loss_after)
+        self._assign(tvars, [tf.where(accepted, n, o) for n, o in zip(new, old)])
+        kl = tf.where(accepted, kl, tf.zeros_like(kl))
+        loss_after = tf.where(accepted, loss_after, loss)
         self.iterations.assign_add(1)
         return {
             "kl": kl,
