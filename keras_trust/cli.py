@@ -196,9 +196,9 @@ def _run_env_id(run_dir) -> str:
 
 def _evaluate(args) -> int:
     if args.video is not None:
-        import importlib.util
-
-        if importlib.util.find_spec("moviepy") is None:
+        try:
+            import moviepy  # noqa: F401
+        except ImportError:
             print(
                 f"keras-trust evaluate --video: moviepy is not installed. {VIDEO_HELP}",
                 file=sys.stderr,
@@ -222,6 +222,7 @@ def _evaluate_with_video(agent, env_id, args):
     """`agent.evaluate` on a RecordVideo-wrapped env; None (after a message) on failure."""
     import shutil
     import tempfile
+    import warnings
 
     import gymnasium as gym
 
@@ -259,10 +260,12 @@ def _evaluate_with_video(agent, env_id, args):
         return None
     finally:
         if env is not None:
-            try:
-                env.close()
-            except Exception:  # the recorder may fail again while closing
-                pass
+            with warnings.catch_warnings():  # "zero frames to save" after a failed render
+                warnings.simplefilter("ignore")
+                try:
+                    env.close()
+                except Exception:  # the recorder may fail again while closing
+                    pass
         shutil.rmtree(folder, ignore_errors=True)
     print(f"Recorded the first episode to {args.video}")
     return result

@@ -82,45 +82,51 @@ def export_saved_model(agent, filepath) -> None:
     archive.write_out(str(filepath), verbose=False)
 
 
-def _action_function(agent, named_output=False):
-    """The deterministic action as a `tf.function` (returning `{"action": ...}` if named)."""
+def _action_function(agent):
+    """The deterministic action as a `tf.function` over an observation batch."""
 
     @tf.function(input_signature=[_observation_spec(agent)])
     def action(observation):
-        result = agent._deterministic_action(observation)
-        return {OUTPUT_NAME: result} if named_output else result
+        return agent._deterministic_action(observation)
 
     return action
 
 
 def _frozen_action_function(agent):
-    """The action function with every variable folded into a constant.
+    """The action function, `{"action": ...}`, with every variable folded into a constant.
 
-    Freezing lets the converters fold the float64 normalization statistics (the
-    running mean/variance) into float32 constants; TFLite has no float64 kernels.
+    Freezing lets the converter fold the float64 normalization statistics (the running
+    mean/variance) into float32 constants; TFLite has no float64 kernels.
     """
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
 
-    function = _action_function(agent, named_output=True)
-    return convert_variables_to_constants_v2(function.get_concrete_function())
+    frozen = convert_variables_to_constants_v2(_action_function(agent).get_concrete_function())
+
+    # Freezing flattens the outputs; this wrapper names the output again.
+    @tf.function(input_signature=[_observation_spec(agent)])
+    def action(observation):
+        (result,) = frozen(observation)
+        return {OUTPUT_NAME: result}
+
+    return action.get_concrete_function()
 
 
 def export_tflite(agent, filepath) -> None:
     """Writes `agent`'s policy as a TensorFlow Lite flatbuffer (a `.tflite` file).
 
     The model has one input, `observation` (float32, shape `(batch, *obs_shape)`, the
-    batch dimension resizable with `Interpreter.resize_tensor_input`), and one output,
-    the deterministic action batch (int64 for discrete spaces, float32 for Box). Only
-    TFLite builtin ops are used, so the stock interpreter (or LiteRT) runs it; its
-    `serving_default` signature runner takes `observation=` and returns `{"action": ...}`.
+    batch dimension resizable), and one output, `action`, the deterministic action batch
+    (int64 for discrete spaces, float32 for Box). Only TFLite builtin ops are used, so the
+    stock interpreter (or LiteRT) runs it:
+    `Interpreter(path).get_signature_runner()(observation=obs)["action"]`.
     """
-    frozen = _frozen_action_function(agent)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], tf.Module())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [_frozen_action_function(agent)], tf.Module()
+    )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    flatbuffer = converter.convert()
-    _write_bytes(filepath, flatbuffer)
+    _write_bytes(filepath, converter.convert())
 
 
 def export_onnx(agent, filepath, opset: int = 17) -> None:

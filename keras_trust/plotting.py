@@ -172,7 +172,8 @@ def plot_runs(run_dirs, filepath, title: str | None = None) -> str:
             color = f"C{i % 10}"
             band = aggregate(curves)
             name = label if band.count == 1 else f"{label} (mean of {band.count}, min-max)"
-            ax.plot(band.x, band.mean, color=color, label=name)
+            marker = "o" if len(band.x) <= 20 else None
+            ax.plot(band.x, band.mean, color=color, label=name, marker=marker, markersize=3)
             if band.count > 1:
                 ax.fill_between(band.x, band.low, band.high, color=color, alpha=0.25, lw=0)
         ax.set_ylabel(ylabel)
