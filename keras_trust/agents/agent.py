@@ -765,18 +765,18 @@ class Agent(keras.Model):
                 os.remove(tmp)
 
     def export(self, filepath, format="tf_saved_model", verbose=False, **kwargs):
-        """Writes a SavedModel of the policy that runs without keras_trust.
+        """Exports the deterministic policy; it runs without keras_trust.
 
-        Its `serving_default` signature maps a float32 observation batch to the
-        deterministic action batch (observation normalization included). A `value`
-        endpoint gives the critic's estimate in reward units.
+        Args:
+            filepath: a directory for SavedModel, a file for TFLite and ONNX.
+            format: `"tf_saved_model"` (default; `serving_default` maps a float32
+                observation batch to the action batch, plus a `value` endpoint),
+                `"tflite"` or `"onnx"` (the `export` extra).
         """
         self._check_built()
-        if format != "tf_saved_model":
-            raise ValueError(f"Unsupported export format {format!r}; use 'tf_saved_model'.")
-        from keras_trust.export import export_saved_model
+        from keras_trust.export import export
 
-        export_saved_model(self, filepath)
+        export(self, filepath, format=format)
 
     def get_build_config(self):
         if not self.built or self.observation_space is None:
