@@ -1,0 +1,133 @@
+"""Learning tests: each shipped preset solves its task within the issue's step budget.
+
+Every test trains one agent from a preset in `keras_trust/presets.json` with a fixed
+seed, then checks the *deterministic* evaluation (`agent.evaluate`, 10 episodes) against
+the task's bar:
+
+- CartPole-v1, mean return >= 475: PPO-clip and TRPO within 100k env steps, PPO with
+  the adaptive KL penalty and NPG (TRPO compiled with `NaturalGradient`) within 150k.
+- Pendulum-v1, mean return >= -250: PPO and TRPO within 300k env steps.
+
+The presets train for fewer steps than those caps (what they need plus a margin), so the
+file stays cheap; `test_preset_budgets` pins the caps. Run only these with `pytest -m slow`.
+
+Seeds: each test uses seed 0. With seeds 0-5, the preset's final deterministic return
+(evaluation seed 1000) was, on a 2-core CPU:
+
+- CartPole ppo (61,440 steps): 500 for all six seeds.
+- CartPole ppo_kl (90,112 steps): 500 for all six.
+- CartPole trpo (99,328 steps): 500 for all six.
+- CartPole npg (124,928 steps): 500, 500, 500, 500, 499.6, 395.4 (seed 5 fails).
+- Pendulum ppo (131,072 steps): -197.5, -202.4, -205.6, -236.5, -234.2, -236.6.
+- Pendulum trpo (200,704 steps): -217.5, -203.0, -199.7, -215.9, -183.4, -205.3.
+
+CPU runs are deterministic for a seed, but another CPU or TensorFlow build can round
+differently and so take another trajectory; the seeds above show the margin.
+"""
+
+import pytest
+
+import keras_trust as kt
+from keras_trust import presets
+
+CARTPOLE, PENDULUM = "CartPole-v1", "Pendulum-v1"
+
+# (env, preset key): (step cap from the issue, bar on the mean deterministic return).
+BUDGETS = {
+    (CARTPOLE, "ppo"): (100_000, 475.0),
+    (CARTPOLE, "trpo"): (100_000, 475.0),
+    (CARTPOLE, "ppo_kl"): (150_000, 475.0),
+    (CARTPOLE, "npg"): (150_000, 475.0),
+    (PENDULUM, "ppo"): (300_000, -250.0),
+    (PENDULUM, "trpo"): (300_000, -250.0),
+}
+
+# Training seed per (env, preset key), and the seed of the evaluation episodes (see above).
+SEEDS = {
+    (CARTPOLE, "ppo"): 0,
+    (CARTPOLE, "trpo"): 0,
+    (CARTPOLE, "ppo_kl"): 0,
+    (CARTPOLE, "npg"): 0,
+    (PENDULUM, "ppo"): 0,
+    (PENDULUM, "trpo"): 0,
+}
+EVAL_SEED = 1000
+
+
+def _compiled(agent, preset):
+    agent.compile(
+        optimizer=presets.make_optimizer(preset.get("optimizer")),
+        value_optimizer=presets.make_optimizer(preset.get("value_optimizer")),
+    )
+    return agent
+
+
+def _build(algo, env_id):
+    """The preset's agent: `make_agent` for ppo/trpo, spelled out for ppo_kl and npg."""
+    preset = presets.get_preset(algo, env_id)
+    if algo in ("ppo", "trpo"):
+        return presets.make_agent(algo, env_id), preset
+    kwargs = dict(preset["agent"])
+    if algo == "ppo_kl":
+        penalty = kt.layers.KLPenalty(**kwargs.pop("kl_penalty"))
+        assert kwargs.get("clip_ratio", 0.2) is None, "the ppo_kl preset must not clip"
+        return _compiled(kt.PPO(kl_penalty=penalty, **kwargs), preset), preset
+    assert preset["optimizer"]["name"] == "natural_gradient"
+    return _compiled(kt.TRPO(**kwargs), preset), preset
+
+
+def _learns(algo, env_id):
+    cap, bar = BUDGETS[(env_id, algo)]
+    agent, preset = _build(algo, env_id)
+    total = preset["total_timesteps"]
+    assert total <= cap
+    agent.fit(env_id, total_timesteps=total, seed=SEEDS[(env_id, algo)], verbose=0)
+    # fit rounds up to whole epochs; the budget counts what was really used.
+    assert agent.num_timesteps <= cap
+    result = agent.evaluate(env_id, episodes=10, seed=EVAL_SEED)
+    assert result["mean_return"] >= bar, (
+        f"{algo} on {env_id}: mean deterministic return {result['mean_return']:.1f} < {bar} "
+        f"after {agent.num_timesteps} steps (returns {result['returns']})"
+    )
+
+
+def test_preset_budgets():
+    """Every learning preset exists and fits the issue's step cap (fast, not slow)."""
+    for (env_id, algo), (cap, _) in BUDGETS.items():
+        preset = presets.get_preset(algo, env_id)
+        agent = preset["agent"]
+        per_epoch = agent.get("n_envs", 1) * agent.get("n_steps", 2048)
+        epochs = -(-preset["total_timesteps"] // per_epoch)
+        assert epochs * per_epoch <= cap, (env_id, algo)
+    assert presets.get_preset("ppo_kl", CARTPOLE)["agent"]["clip_ratio"] is None
+    assert presets.get_preset("npg", CARTPOLE)["optimizer"]["name"] == "natural_gradient"
+
+
+@pytest.mark.slow
+def test_ppo_cartpole():
+    _learns("ppo", CARTPOLE)
+
+
+@pytest.mark.slow
+def test_trpo_cartpole():
+    _learns("trpo", CARTPOLE)
+
+
+@pytest.mark.slow
+def test_ppo_kl_penalty_cartpole():
+    _learns("ppo_kl", CARTPOLE)
+
+
+@pytest.mark.slow
+def test_npg_cartpole():
+    _learns("npg", CARTPOLE)
+
+
+@pytest.mark.slow
+def test_ppo_pendulum():
+    _learns("ppo", PENDULUM)
+
+
+@pytest.mark.slow
+def test_trpo_pendulum():
+    _learns("trpo", PENDULUM)
