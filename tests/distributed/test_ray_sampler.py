@@ -114,16 +114,17 @@ def test_replaces_a_worker_ray_cannot_restart(local_ray):
 
 @pytest.mark.slow
 def test_ppo_learns_cartpole_on_two_workers(local_ray):
-    """The CartPole PPO preset (n_envs=8) on 2 workers x 4 envs: mean return >= 475.
+    """The CartPole PPO preset split over 2 workers: deterministic mean return >= 475.
 
-    Seed 0 reaches a deterministic 500 after ~20k steps in-process and on Ray (the
-    rollouts are the same); 40k steps leave a margin and take about a minute.
+    The Ray rollouts equal the in-process ones (see above), and in-process the preset
+    reaches 500 with seed 0 within its budget (tests/agents/test_learning.py).
     """
     preset = presets.get_preset("ppo", ENV)
-    assert preset["agent"]["n_envs"] == 8
+    n_envs = preset["agent"]["n_envs"]
+    assert n_envs % 2 == 0
     agent = presets.make_agent("ppo", ENV)
-    sampler = RaySampler(num_workers=2, envs_per_worker=4)
-    agent.fit(ENV, 40_000, seed=0, verbose=0, sampler=sampler)
+    sampler = RaySampler(num_workers=2, envs_per_worker=n_envs // 2)
+    agent.fit(ENV, preset["total_timesteps"], seed=0, verbose=0, sampler=sampler)
     assert agent.evaluate(ENV, episodes=10, seed=1000)["mean_return"] >= 475.0
 
 
