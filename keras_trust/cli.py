@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         "agent.keras, policy/ (SavedModel), metrics.csv, learning_curve.png, config.json "
         "and tensorboard/.",
     )
-    train.add_argument("algo", choices=["ppo", "trpo", "npg"], help="algorithm")
+    train.add_argument("algo", choices=["ppo", "ppo_kl", "trpo", "npg"], help="algorithm")
     train.add_argument("env_id", help="registered gymnasium id, e.g. CartPole-v1")
     train.add_argument("--timesteps", type=int, default=None, help="env steps (default: preset)")
     train.add_argument("--seed", type=int, default=None, help="random seed")
@@ -306,7 +306,7 @@ def _presets(args) -> int:
 
     for env_id, algo in presets.available():
         p = presets.get_preset(algo, env_id)
-        print(f"{env_id:24s} {algo:5s} {p.get('total_timesteps', '')} steps  {p['agent']}")
+        print(f"{env_id:24s} {algo:7s} {p.get('total_timesteps', '')} steps  {p['agent']}")
     return 0
 
 
