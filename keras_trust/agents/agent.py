@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from keras_trust import distributions as dists
 from keras_trust.layers.normalization import RunningNormalization
+from keras_trust.optimizers.base import all_finite
 from keras_trust.rollout.collector import InProcessSampler
 from keras_trust.rollout.envs import action_offset, single_env
 from keras_trust.rollout.gae import compute_gae
@@ -81,10 +82,6 @@ def rollback(variables, saved, condition):
     """Restores `saved` values where `condition` holds; otherwise leaves the variables."""
     for v, s in zip(variables, saved):
         v.assign(tf.where(condition, s, v))
-
-
-def all_finite(tensors):
-    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
 
 
 def normalize_advantages(adv, weights):
@@ -637,7 +634,7 @@ class Agent(keras.Model):
                 with tf.GradientTape() as tape:
                     loss = weighted_mean(tf.square(mb_ret - self.value_estimate(mb_obs)), mb_w)
                 grads = tape.gradient(loss, variables)
-                ok = all_finite([loss, *grads])
+                ok = all_finite(loss, *grads)
                 bad = bad | ~ok
                 grads = [tf.where(ok, g, tf.zeros_like(g)) for g in grads]
                 optimizer.apply(grads, variables)

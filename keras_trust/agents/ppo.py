@@ -8,7 +8,6 @@ from keras_trust.agents.agent import (
     Agent,
     _check,
     _unique,
-    all_finite,
     normalize_advantages,
     rollback,
     shuffled_indices,
@@ -16,7 +15,7 @@ from keras_trust.agents.agent import (
     weighted_mean,
 )
 from keras_trust.layers.kl_penalty import KLPenalty
-from keras_trust.optimizers.base import CurvatureOptimizer
+from keras_trust.optimizers.base import CurvatureOptimizer, all_finite
 
 
 @keras.saving.register_keras_serializable(package="keras_trust")
@@ -194,7 +193,7 @@ class PPO(Agent):
                 grads = tape.gradient(loss, variables)
                 if self.max_grad_norm is not None:
                     grads, _ = tf.clip_by_global_norm(grads, self.max_grad_norm)
-                ok = all_finite([loss, *grads])
+                ok = all_finite(loss, *grads)
                 bad = bad | ~ok
                 stop = bad
                 if self.target_kl is not None:
