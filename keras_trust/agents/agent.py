@@ -91,6 +91,34 @@ def normalize_advantages(adv, weights):
     return (adv - mean) / (std + 1e-8)
 
 
+class _NoiseFeed:
+    """The sampling noise of the rollout in progress, held in the graph.
+
+    `load` uploads a rollout's noise and rewinds; `next()` (inside the compiled act
+    step) returns the current step's row and advances. A plain object, so that Keras
+    and SavedModel tracking leave these buffers out of the agent's weights.
+    """
+
+    def __init__(self, shape):
+        shape = tuple(shape)
+        self.noise = tf.Variable(
+            tf.zeros((1, 1, *shape)),
+            shape=tf.TensorShape([None, None, *shape]),
+            trainable=False,
+            name="rollout_noise",
+        )
+        self.step = tf.Variable(0, trainable=False, name="rollout_step")
+
+    def load(self, noise):
+        self.noise.assign(noise)
+        self.step.assign(0)
+
+    def next(self):
+        row = tf.gather(self.noise, self.step)
+        self.step.assign_add(1)
+        return row
+
+
 class Agent(keras.Model):
     """Base of the trust-region agents: environment loop, networks, saving and export.
 
@@ -196,6 +224,7 @@ class Agent(keras.Model):
             shape=(), dtype="int64", initializer=zeros, trainable=False, name="seed"
         )
         self._fns = {}
+        self._noise_feed = None
         self._return_tracker = None
         self.stop_training = False
 
@@ -388,6 +417,16 @@ class Agent(keras.Model):
             noise[:, j] = rng.standard_normal(size) if gaussian else rng.gumbel(size=size)
         return noise
 
+    def start_rollout(self, noise):
+        """Uploads a rollout's sampling noise `(n_steps, n_envs, ...)` for `act` to read.
+
+        The noise goes to the graph once per rollout, so each step's compiled call
+        takes only the observations (every argument of a call costs Python time).
+        """
+        if self._noise_feed is None:
+            self._noise_feed = _NoiseFeed(self._noise_spec())
+        self._noise_feed.load(noise)
+
     def _sample(self, params, noise):
         """Sample from noise: Gumbel-max for categoricals, mean + std * eps for Gaussians."""
         if self.distribution == "diag_gaussian":
@@ -398,50 +437,58 @@ class Agent(keras.Model):
     def _function(self, name):
         """The compiled function `name` ("act", "value", "predict", "sample", "train").
 
-        The inference ones are XLA-compiled concrete functions: a polymorphic
-        `tf.function` spends ~130 us of Python per call on dispatch, a concrete one
-        ~60 us, and XLA fuses the small network into a few kernels, which together
-        make the per-env-step call about 3x cheaper (`benchmarks/bench_act.py`). The
-        update stays a plain `tf.function`: XLA's CPU while-loops with gathers made it
-        slower there.
+        The inference ones are concrete functions: a polymorphic `tf.function` spends
+        ~130 us of Python per call on dispatch, a concrete one ~60 us. The rollout's
+        ones (`act`, `value`) are also XLA-compiled (`compile(jit_compile=...)`), which
+        fuses the small networks into a few kernels; together that makes the per-env-step
+        call about 3x cheaper (`benchmarks/bench_act.py`). The update stays a plain
+        `tf.function`: XLA's CPU while-loops with gathers made it slower there.
         """
         fn = self._fns.get(name)
         if fn is None:
             obs_spec = tf.TensorSpec((None, *self._obs_shape), tf.float32)
             noise_spec = tf.TensorSpec((None, *self._noise_spec()), tf.float32)
+            # (body, signature, XLA?): `predict` and `sample` stay un-fused so that they
+            # give bit for bit what the exported SavedModel gives.
             inference = {
-                "act": (self._act, [obs_spec, noise_spec]),
-                "value": (self.value_estimate, [obs_spec]),
-                "predict": (self._deterministic_action, [obs_spec]),
-                "sample": (self._sample_action, [obs_spec, noise_spec]),
+                "act": (self._act, [obs_spec], self.jit_compile),
+                "value": (self.value_estimate, [obs_spec], self.jit_compile),
+                "predict": (self._deterministic_action, [obs_spec], False),
+                "sample": (self._sample_action, [obs_spec, noise_spec], False),
             }
             if name in inference:
-                body, signature = inference[name]
+                body, signature, jit = inference[name]
                 fn = tf.function(
-                    body, input_signature=signature, jit_compile=self.jit_compile
+                    body, input_signature=signature, jit_compile=jit
                 ).get_concrete_function()
             else:
                 fn = tf.function(self._train)
             self._fns[name] = fn
         return fn
 
-    def _act(self, obs, noise):
-        """Sampled actions, their log-probabilities and the value estimates of a batch."""
+    def _act(self, obs):
+        """Sampled actions, their log-probabilities and the value estimates of a batch.
+
+        The noise is the next step's row of what `start_rollout` uploaded.
+        """
         params = self.policy_params(obs)
-        action = self._sample(params, noise)
+        action = self._sample(params, self._noise_feed.next())
         logp = dists.make_distribution(self.distribution, params).log_prob(action)
         return action, logp, self.value_estimate(obs)
 
     def _sample_action(self, obs, noise):
         return self._sample(self.policy_params(obs), noise)
 
-    def act(self, obs, noise):
-        """One compiled call: `(actions, log_probs, values)` as numpy for a batch."""
-        action, logp, value = self._function("act")(obs, noise)
+    def act(self, obs):
+        """One compiled call: `(actions, log_probs, values)` as numpy for a float32 batch.
+
+        Samples with the next step of the noise given to `start_rollout`.
+        """
+        action, logp, value = self._function("act")(tf.constant(obs))
         return action.numpy(), logp.numpy(), value.numpy()
 
     def value_of(self, obs):
-        return self._function("value")(obs).numpy()
+        return self._function("value")(tf.constant(obs, dtype=tf.float32)).numpy()
 
     def env_action(self, action):
         """What the env receives: Box actions clipped to bounds, discrete ones offset."""

@@ -49,43 +49,30 @@ class EnvRunner:
 
     def collect(self, agent, n_steps: int, iteration: int) -> Rollout:
         envs, n = self.envs, self.envs.num_envs
-        noise = agent.sampling_noise(n_steps, self.env_ids, iteration)
-        obs_space_shape = envs.single_observation_space.shape
-        obs_buf = np.empty((n_steps, n, *obs_space_shape), dtype=np.float32)
+        agent.start_rollout(agent.sampling_noise(n_steps, self.env_ids, iteration))
+        act, to_env, step = agent.act, agent.env_action, envs.step
+        obs_buf = np.empty((n_steps, n, *envs.single_observation_space.shape), np.float32)
         act_buf = None
         logp_buf = np.empty((n_steps, n), dtype=np.float32)
         val_buf = np.empty((n_steps + 1, n), dtype=np.float32)
         rew_buf = np.empty((n_steps, n), dtype=np.float32)
         term_buf = np.empty((n_steps, n), dtype=bool)
         trunc_buf = np.empty((n_steps, n), dtype=bool)
-        valid_buf = np.empty((n_steps, n), dtype=bool)
-        ep_returns, ep_lengths = [], []
         obs = self.obs
         for t in range(n_steps):
             obs_buf[t] = obs
-            action, logp, value = agent.act(obs_buf[t], noise[t])
+            action, logp_buf[t], val_buf[t] = act(obs_buf[t])
             if act_buf is None:
                 act_buf = np.empty((n_steps, *action.shape), dtype=action.dtype)
-            act_buf[t], logp_buf[t], val_buf[t] = action, logp, value
-            valid = ~self.prev_done
-            valid_buf[t] = valid
-            obs, reward, terminated, truncated, _ = envs.step(agent.env_action(action))
-            self.steps += 1
-            if not (np.isfinite(reward).all() and np.isfinite(obs).all()):
-                self._raise_non_finite(obs, reward)
-            rew_buf[t], term_buf[t], trunc_buf[t] = reward, terminated, truncated
-            self.ep_return += np.where(valid, reward, 0.0)
-            self.ep_length += valid
-            done = terminated | truncated
-            if done.any():
-                for i in np.flatnonzero(done):
-                    ep_returns.append(float(self.ep_return[i]))
-                    ep_lengths.append(int(self.ep_length[i]))
-                self.ep_return[done] = 0.0
-                self.ep_length[done] = 0
-            self.prev_done = done
+            act_buf[t] = action
+            obs, rew_buf[t], term_buf[t], trunc_buf[t], _ = step(to_env(action))
+            if not (np.isfinite(rew_buf[t]).all() and np.isfinite(obs).all()):
+                self.steps += t + 1
+                self._raise_non_finite(obs, rew_buf[t])
+        self.steps += n_steps
         self.obs = obs
-        val_buf[n_steps] = agent.value_of(np.asarray(obs, dtype=np.float32))
+        val_buf[n_steps] = agent.value_of(obs)
+        valid_buf, ep_returns, ep_lengths = self._episodes(rew_buf, term_buf | trunc_buf)
         return Rollout(
             obs_buf,
             act_buf,
@@ -99,6 +86,29 @@ class EnvRunner:
             ep_lengths,
             np.array(obs, dtype=np.float32),
         )
+
+    def _episodes(self, rewards, done):
+        """Valid-step mask and the returns/lengths of the episodes that ended.
+
+        In NEXT_STEP autoreset mode the step after a `done` is a reset step (no reward,
+        invalid); episode sums carry across rollouts in `ep_return`/`ep_length`.
+        """
+        valid = np.empty_like(done)
+        ep_returns, ep_lengths = [], []
+        prev_done = self.prev_done
+        for t in range(len(rewards)):
+            valid[t] = ~prev_done
+            self.ep_return += np.where(valid[t], rewards[t], 0.0)
+            self.ep_length += valid[t]
+            prev_done = done[t]
+            if prev_done.any():
+                for i in np.flatnonzero(prev_done):
+                    ep_returns.append(float(self.ep_return[i]))
+                    ep_lengths.append(int(self.ep_length[i]))
+                self.ep_return[prev_done] = 0.0
+                self.ep_length[prev_done] = 0
+        self.prev_done = prev_done
+        return valid, ep_returns, ep_lengths
 
     def _raise_non_finite(self, obs, reward):
         flat_obs = np.asarray(obs, dtype=np.float64).reshape(len(reward), -1)
