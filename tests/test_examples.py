@@ -15,6 +15,7 @@ CASES = {
     "kl_penalty_ppo.py": (["--timesteps", "1024"], "beta over training:"),
     "export_and_serve.py": (["--timesteps", "512"], "keras_trust imported: False"),
     "optimizers_standalone.py": (["--steps", "10"], "training accuracy:"),
+    "ppo_halfcheetah.py": (["--timesteps", "2048"], "evaluation:"),
 }
 
 

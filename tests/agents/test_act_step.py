@@ -1,0 +1,108 @@
+"""The compiled per-step call `act`: its samples, log-probabilities and values, checked in numpy.
+
+`start_rollout(noise)` uploads a rollout's noise; each `act(obs)` must use the next row.
+Expected values are computed from the networks' parameters with numpy (log-softmax,
+Gumbel-max, the Gaussian density), independently of the XLA-compiled graph.
+"""
+
+import gymnasium as gym
+import keras
+import numpy as np
+import pytest
+
+import keras_trust as kt
+
+
+def built(algo, env_id, n_envs=3, jit_compile="auto", **kwargs):
+    agent = (kt.PPO if algo == "ppo" else kt.TRPO)(n_envs=n_envs, n_steps=8, batch_size=8, **kwargs)
+    env = gym.make(env_id)
+    agent._ensure_ready(env.observation_space, env.action_space, seed=0)
+    agent.compile(jit_compile=jit_compile)
+    return agent, env
+
+
+def log_softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_categorical_act_is_gumbel_max_of_each_steps_noise_row(jit_compile):
+    agent, _ = built("ppo", "CartPole-v1", jit_compile=jit_compile)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(4, 3, 4)).astype(np.float32)
+    noise = rng.gumbel(size=(4, 3, 2)).astype(np.float32)
+    agent.start_rollout(noise)
+    for t in range(4):
+        action, logp, value = agent.act(obs[t])
+        logits = agent.policy_params(obs[t])[0].numpy().astype(np.float64)
+        expected = np.argmax(logits + noise[t], axis=-1)
+        np.testing.assert_array_equal(action, expected)
+        np.testing.assert_allclose(logp, log_softmax(logits)[np.arange(3), expected], atol=1e-5)
+        np.testing.assert_allclose(value, agent.predict_value(obs[t]), atol=1e-5)
+
+
+def test_gaussian_act_is_mean_plus_std_times_noise_with_its_log_density():
+    agent, env = built("trpo", "Pendulum-v1", log_std_init=-0.5)
+    rng = np.random.default_rng(1)
+    obs = rng.normal(size=(2, 3, 3)).astype(np.float32)
+    noise = rng.normal(size=(2, 3, 1)).astype(np.float32)
+    agent.start_rollout(noise)
+    for t in range(2):
+        action, logp, _ = agent.act(obs[t])
+        mean, log_std = (p.numpy().astype(np.float64) for p in agent.policy_params(obs[t]))
+        std = np.exp(np.broadcast_to(log_std, mean.shape))
+        np.testing.assert_allclose(action, mean + std * noise[t], atol=1e-5)
+        density = -0.5 * ((action - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)
+        np.testing.assert_allclose(logp, density.sum(-1), atol=1e-4)
+
+
+def test_start_rollout_rewinds_to_the_first_row():
+    agent, _ = built("ppo", "CartPole-v1", n_envs=1)
+    obs = np.zeros((1, 4), np.float32)
+    logits = agent.policy_params(obs)[0].numpy()[0]
+    # Row 0 forces action 0, row 1 forces action 1, whatever the logits.
+    big = 100.0 + abs(logits).max()
+    noise = np.array([[[big, -big]], [[-big, big]]], np.float32)
+    agent.start_rollout(noise)
+    assert [int(agent.act(obs)[0][0]) for _ in range(2)] == [0, 1]
+    agent.start_rollout(noise)
+    assert int(agent.act(obs)[0][0]) == 0
+
+
+def test_jit_compile_must_be_bool_or_auto():
+    agent, _ = built("ppo", "CartPole-v1")
+    with pytest.raises(ValueError, match="jit_compile"):
+        agent.compile(jit_compile="yes")
+
+
+def test_jit_compile_choice_survives_save_and_load(tmp_path):
+    agent = kt.PPO(n_steps=16, batch_size=16)
+    agent.compile(jit_compile=False)
+    agent.fit("CartPole-v1", 16, verbose=0, seed=0)
+    agent.save(tmp_path / "a.keras")
+    assert kt.load_agent(tmp_path / "a.keras").jit_compile is False
+
+
+class NoJitLayer(keras.layers.Layer):
+    """A layer that declares it cannot be XLA-compiled."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_jit = False
+
+    def call(self, x):
+        return x
+
+
+def test_auto_skips_xla_when_a_layer_does_not_support_it():
+    torso = keras.Sequential([NoJitLayer(), keras.layers.Dense(8, activation="tanh")])
+    agent = kt.PPO(policy=torso, n_steps=8, batch_size=8)
+    env = gym.make("CartPole-v1")
+    agent._ensure_ready(env.observation_space, env.action_space, seed=0)
+    assert agent.jit_compile is False
+    agent.compile(jit_compile="auto")
+    assert agent.jit_compile is False
+    plain = kt.PPO(n_steps=8, batch_size=8)
+    plain._ensure_ready(env.observation_space, env.action_space, seed=0)
+    assert plain.jit_compile is True

@@ -1,0 +1,49 @@
+"""The shipped presets: every one builds a working agent for its env, and the MuJoCo ones
+are the published settings they claim to be."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from keras_trust import presets
+
+ISSUE_ENVS = [
+    "CartPole-v1",
+    "Acrobot-v1",
+    "MountainCarContinuous-v0",
+    "Pendulum-v1",
+    "HalfCheetah-v5",
+    "Hopper-v5",
+    "Walker2d-v5",
+]
+
+
+def test_every_issue_env_has_ppo_and_trpo():
+    have = set(presets.available())
+    assert {(env, algo) for env in ISSUE_ENVS for algo in ("ppo", "trpo")} <= have
+
+
+@pytest.mark.parametrize("env_id,algo", presets.available())
+def test_preset_builds_an_agent_that_acts_in_its_env(env_id, algo):
+    agent = presets.make_agent(algo, env_id)
+    env = gym.make(env_id)
+    agent._ensure_ready(env.observation_space, env.action_space, seed=0)
+    obs, _ = env.reset(seed=0)
+    action = agent.predict(obs)
+    assert env.action_space.contains(np.asarray(action, env.action_space.dtype))
+    preset = presets.get_preset(algo, env_id)
+    assert preset["total_timesteps"] >= agent.n_envs * agent.n_steps
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"])
+def test_mujoco_ppo_presets_are_the_ppo_papers_settings(env_id):
+    # Schulman et al. (2017), Table 3 (Mujoco 1M steps), plus obs/reward normalization.
+    p = presets.get_preset("ppo", env_id)
+    a = p["agent"]
+    assert a["n_envs"] * a["n_steps"] == 2048
+    assert (a["epochs"], a["batch_size"], a["gamma"], a["gae_lambda"]) == (10, 64, 0.99, 0.95)
+    assert a["clip_ratio"] == 0.2
+    assert p["optimizer"] == {"name": "adam", "learning_rate": 3e-4, "epsilon": 1e-5}
+    assert a["normalize_observations"] and a["normalize_rewards"]
+    assert p["total_timesteps"] == 1_000_000
