@@ -466,6 +466,13 @@ class Agent(keras.Model):
             self._fns[name] = fn
         return fn
 
+    def _nested_function(self, name, body):
+        """A `tf.function` of `body` for use inside the update, XLA-compiled if `jit_compile`."""
+        fn = self._fns.get(name)
+        if fn is None:
+            fn = self._fns[name] = tf.function(body, jit_compile=self.jit_compile)
+        return fn
+
     def _act(self, obs):
         """Sampled actions, their log-probabilities and the value estimates of a batch.
 
@@ -492,11 +499,18 @@ class Agent(keras.Model):
 
     def env_action(self, action):
         """What the env receives: Box actions clipped to bounds, discrete ones offset."""
+        return self.env_action_fn()(action)
+
+    def env_action_fn(self):
+        """`env_action` specialized to the action space once (the rollout calls it per step)."""
         space = self.action_space
         if isinstance(space, gym.spaces.Box):
-            return np.clip(action, space.low, space.high)
+            low, high = space.low, space.high
+            return lambda action: np.clip(action, low, high)
         offset = action_offset(space)
-        return action if offset is None else action + offset
+        if offset is None:
+            return lambda action: action
+        return lambda action: action + offset
 
     # ------------------------------------------------------------------- training
     def _ensure_ready(self, observation_space, action_space, seed):

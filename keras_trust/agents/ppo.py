@@ -163,7 +163,33 @@ class PPO(Agent):
         )
         return loss, stats
 
+    def _minibatch_step(self, mb, mb_old):
+        """One Adam step on a minibatch, unless it is non-finite or past the KL limit.
+
+        Returns `(stats, ok, stop)`: `ok` is False when the loss or a gradient is not
+        finite, `stop` when the update must end here (then nothing was applied).
+        """
+        variables = self._optimizer_variables()
+        with tf.GradientTape() as tape:
+            loss, stats = self._ppo_losses(*mb, mb_old)
+        grads = tape.gradient(loss, variables)
+        if self.max_grad_norm is not None:
+            grads, _ = tf.clip_by_global_norm(grads, self.max_grad_norm)
+        ok = all_finite(loss, *grads)
+        stop = ~ok
+        if self.target_kl is not None:
+            # As in SB3: a minibatch already past 1.5 * target_kl ends the update before
+            # its own step is applied.
+            stop = stop | (stats["approx_kl"] > 1.5 * self.target_kl)
+        if not stop:
+            self.optimizer.apply(grads, variables)
+        return stats, ok, stop
+
     def _train(self, obs, actions, log_probs, advantages, returns, weights, seed):
+        # The minibatch step is its own function, XLA-compiled with `jit_compile`: it
+        # fuses the loss, backprop and Adam's per-variable updates (the loop around it,
+        # with its shuffles and gathers, ran slower under XLA on CPU).
+        minibatch_step = self._nested_function("minibatch_step", self._minibatch_step)
         variables = self._optimizer_variables()
         state = variables + self.optimizer.variables
         saved = snapshot(state)
@@ -188,20 +214,8 @@ class PPO(Agent):
                     for t in (obs, actions, log_probs, advantages, returns, weights)
                 ]
                 mb_old = [tf.gather(p, idx) for p in old_params]
-                with tf.GradientTape() as tape:
-                    loss, stats = self._ppo_losses(*mb, mb_old)
-                grads = tape.gradient(loss, variables)
-                if self.max_grad_norm is not None:
-                    grads, _ = tf.clip_by_global_norm(grads, self.max_grad_norm)
-                ok = all_finite(loss, *grads)
+                stats, ok, stop = minibatch_step(mb, mb_old)
                 bad = bad | ~ok
-                stop = bad
-                if self.target_kl is not None:
-                    # As in SB3: a minibatch already past 1.5 * target_kl ends the update
-                    # before its own step is applied.
-                    stop = stop | (stats["approx_kl"] > 1.5 * self.target_kl)
-                if not stop:
-                    self.optimizer.apply(grads, variables)
                 sums = {k: sums[k] + stats[k] for k in names}
                 count += 1.0
                 b += 1

@@ -50,7 +50,7 @@ class EnvRunner:
     def collect(self, agent, n_steps: int, iteration: int) -> Rollout:
         envs, n = self.envs, self.envs.num_envs
         agent.start_rollout(agent.sampling_noise(n_steps, self.env_ids, iteration))
-        act, to_env, step = agent.act, agent.env_action, envs.step
+        act, to_env, step = agent.act, agent.env_action_fn(), envs.step
         obs_buf = np.empty((n_steps, n, *envs.single_observation_space.shape), np.float32)
         act_buf = None
         logp_buf = np.empty((n_steps, n), dtype=np.float32)
