@@ -172,6 +172,25 @@ def test_video_without_moviepy_says_what_to_install(run_dir, tmp_path, monkeypat
     assert not video.exists()
 
 
+def test_video_records_the_first_episode_frame_by_frame(run_dir, tmp_path):
+    moviepy = pytest.importorskip("moviepy")
+    pytest.importorskip("pygame")  # CartPole's rgb_array renderer
+    video = tmp_path / "clips" / "cartpole.mp4"
+    args = ["evaluate", run_dir, "--episodes", "1", "--seed", 3, "--video", video]
+    result = _ok(_run(*args))
+    length = json.loads(result.stdout.strip().splitlines()[-1])["mean_length"]
+    with open(video, "rb") as f:
+        assert f.read(12)[4:8] == b"ftyp"  # an MP4 container
+    clip = moviepy.VideoFileClip(str(video))
+    try:
+        # RecordVideo keeps the reset frame and one frame per step.
+        assert clip.n_frames == length + 1
+        assert clip.size == [600, 400]  # CartPole's screen
+    finally:
+        clip.close()
+    assert [p.name for p in video.parent.iterdir()] == ["cartpole.mp4"]  # no leftovers
+
+
 @pytest.mark.parametrize("command", ["train", "evaluate", "export", "plot", "presets"])
 def test_subcommand_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
