@@ -17,6 +17,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from keras_trust._graph import straight_line
+
 tfd = tfp.distributions
 
 KINDS = ("categorical", "multi_categorical", "diag_gaussian")
@@ -205,6 +207,7 @@ def infer_kind(params) -> str:
     raise ValueError(f"Cannot infer a distribution from {len(params)} parameter tensors.")
 
 
+@straight_line
 def make_distribution(kind: str, params) -> tfd.Distribution:
     """Builds the TFP distribution of `kind` from its parameter tensors.
 
@@ -228,11 +231,13 @@ def make_distribution(kind: str, params) -> tfd.Distribution:
     raise ValueError(f"Unknown distribution kind {kind!r}; expected one of {KINDS}.")
 
 
+@straight_line
 def kl_divergence(kind: str, p_params, q_params) -> tf.Tensor:
     """Closed-form KL(P || Q) per batch row, P and Q given by their parameters."""
     return tfd.kl_divergence(make_distribution(kind, p_params), make_distribution(kind, q_params))
 
 
+@straight_line
 def deterministic_action(kind: str, params) -> tf.Tensor:
     """The mode of the distribution with plain TF ops (no TFP ops, so exporters accept it)."""
     params = list(params)

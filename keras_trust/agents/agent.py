@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_trust import distributions as dists
+from keras_trust._graph import straight_line
 from keras_trust.layers.normalization import RunningNormalization
 from keras_trust.optimizers.base import all_finite
 from keras_trust.rollout.collector import InProcessSampler
@@ -47,6 +48,7 @@ def mlp(hidden_sizes=(64, 64), activation="tanh", name=None) -> keras.Model:
     return keras.Sequential(layers, name=name)
 
 
+@straight_line
 def _unique(variables):
     seen, out = set(), []
     for v in variables:
@@ -61,29 +63,34 @@ def _check(condition, message):
         raise ValueError(message)
 
 
+@straight_line
 def weighted_mean(x, weights):
     """Mean of `x` over rows where `weights` is 1 (reset steps have weight 0)."""
     weights = tf.cast(weights, x.dtype)
     return tf.reduce_sum(x * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
 
+@straight_line
 def shuffled_indices(n, seed, salt):
     """A permutation of `range(n)` determined by `seed` (int64 pair) and `salt`."""
     salt = tf.stack([tf.cast(salt, tf.int64), tf.constant(0, tf.int64)])
     return tf.argsort(tf.random.stateless_uniform([n], seed=seed + salt))
 
 
+@straight_line
 def snapshot(variables):
     """Copies of the variables' current values (for an exact rollback)."""
     return [tf.identity(v) for v in variables]
 
 
+@straight_line
 def rollback(variables, saved, condition):
     """Restores `saved` values where `condition` holds; otherwise leaves the variables."""
     for v, s in zip(variables, saved):
         v.assign(tf.where(condition, s, v))
 
 
+@straight_line
 def normalize_advantages(adv, weights):
     """Zero-mean, unit-std advantages over the weighted rows."""
     mean = weighted_mean(adv, weights)
@@ -113,6 +120,7 @@ class _NoiseFeed:
         self.noise.assign(noise)
         self.step.assign(0)
 
+    @straight_line
     def next(self):
         row = tf.gather(self.noise, self.step)
         self.step.assign_add(1)
@@ -308,6 +316,7 @@ class Agent(keras.Model):
             return (int(space.n),)
         return tuple(space.shape)
 
+    @straight_line
     def _preprocess(self, obs):
         """Raw observation batch -> float network input (one-hot, normalization)."""
         x = tf.convert_to_tensor(obs)
@@ -319,10 +328,12 @@ class Agent(keras.Model):
             x = self.obs_normalizer(x)
         return x
 
+    @straight_line
     def policy_params(self, obs):
         """Distribution parameters (list of tensors) for an observation batch."""
         return self.policy_head(self.policy_torso(self._preprocess(obs)))
 
+    @straight_line
     def value_estimate(self, obs):
         """Critic output for an observation batch, in model units (scaled rewards)."""
         return self.value_head(self.value_torso(self._preprocess(obs)))[:, 0]
@@ -331,6 +342,7 @@ class Agent(keras.Model):
         """The deterministic action batch (what `export` serves)."""
         return self._deterministic_action(obs)
 
+    @straight_line
     def _deterministic_action(self, obs):
         """The env action of the mode: Box clipped to its bounds, discrete `start` added."""
         action = dists.deterministic_action(self.distribution, self.policy_params(obs))
@@ -427,6 +439,7 @@ class Agent(keras.Model):
             self._noise_feed = _NoiseFeed(self._noise_spec())
         self._noise_feed.load(noise)
 
+    @straight_line
     def _sample(self, params, noise):
         """Sample from noise: Gumbel-max for categoricals, mean + std * eps for Gaussians."""
         if self.distribution == "diag_gaussian":
@@ -473,6 +486,7 @@ class Agent(keras.Model):
             fn = self._fns[name] = tf.function(body, jit_compile=self.jit_compile)
         return fn
 
+    @straight_line
     def _act(self, obs):
         """Sampled actions, their log-probabilities and the value estimates of a batch.
 
@@ -483,6 +497,7 @@ class Agent(keras.Model):
         logp = dists.make_distribution(self.distribution, params).log_prob(action)
         return action, logp, self.value_estimate(obs)
 
+    @straight_line
     def _sample_action(self, obs, noise):
         return self._sample(self.policy_params(obs), noise)
 

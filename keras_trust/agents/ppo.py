@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_trust import distributions as dists
+from keras_trust._graph import straight_line
 from keras_trust.agents.agent import (
     Agent,
     _check,
@@ -128,9 +129,11 @@ class PPO(Agent):
                 "PPO trains policy and critic with one optimizer: pass only `optimizer`."
             )
 
+    @straight_line
     def _optimizer_variables(self):
         return _unique(self.policy_variables + self.value_variables)
 
+    @straight_line
     def _ppo_losses(self, obs, actions, log_probs, advantages, returns, weights, old_params):
         params = self.policy_params(obs)
         dist = dists.make_distribution(self.distribution, params)

@@ -4,11 +4,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_trust._graph import straight_line
 from keras_trust.ops.conjugate_gradient import conjugate_gradient
 from keras_trust.ops.fisher import METHODS, fisher_vector_product
 from keras_trust.ops.flat import flatten, tf_variables, unflatten
 
 
+@straight_line
 def all_finite(*tensors) -> tf.Tensor:
     """True when every element of every tensor is finite."""
     return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
@@ -119,6 +121,7 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
             "`minimize(loss_fn, var_list, kl_fn)` instead of `apply`/`apply_gradients`."
         )
 
+    @straight_line
     def _natural_direction(self, loss_fn, tvars, kl_fn):
         """Loss, gradient, x = (F + damping I)^-1 g by CG, and x^T F x (undamped)."""
         with tf.GradientTape(watch_accessed_variables=False) as tape:
@@ -138,6 +141,7 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
         xfx = tf.tensordot(x, matvec(x), 1) - self.cg_damping * tf.tensordot(x, x, 1)
         return loss, g, x, xfx
 
+    @straight_line
     def _max_kl_scale(self, xfx):
         """Scale s.t. the quadratic KL of the step, 1/2 (s x)^T F (s x), equals max_kl."""
         return tf.sqrt(2.0 * self.max_kl / xfx)
@@ -147,6 +151,7 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
         for v, value in zip(tvars, values):
             v.assign(value)
 
+    @straight_line
     def _begin(self, var_list):
         tvars = tf_variables(var_list)
         old = [tf.identity(v) for v in tvars]
