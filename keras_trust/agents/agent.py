@@ -362,8 +362,9 @@ class Agent(keras.Model):
         Args:
             optimizer: the policy optimizer (for PPO, of policy and critic together).
             value_optimizer: the critic optimizer, for agents with a separate critic step.
-            jit_compile: XLA-compile the per-step acting and inference functions.
-                `"auto"` (default) does so unless a layer of the networks sets
+            jit_compile: XLA-compile the per-step act and value functions and PPO's
+                minibatch step (the update's loop stays a plain graph). `"auto"`
+                (default) does so unless a layer of the networks sets
                 `supports_jit = False`.
         """
         _check(
