@@ -712,34 +712,39 @@ class Agent(keras.Model):
     def _train(self, obs, actions, log_probs, advantages, returns, weights, seed):
         raise NotImplementedError
 
+    @straight_line
     def _value_epochs(self, obs, returns, weights, seed, epochs, optimizer, variables):
         """Minibatch regression of the critic on `returns`, as one compiled loop.
 
-        A non-finite loss or gradient rolls the critic and its optimizer back to where
-        they were before the loop; returns `(mean loss, whether that happened)`.
+        `epochs` passes of shuffled minibatches, written as one `tf.while_loop` over
+        `epochs * n_batches` steps. A non-finite loss or gradient rolls the critic and its
+        optimizer back to where they were before the loop; returns `(mean loss, whether
+        that happened)`.
         """
         n = tf.shape(obs)[0]
         n_batches = n // self.batch_size
-        total = tf.constant(0.0)
-        count = tf.constant(0.0)
-        bad = tf.constant(False)
         saved = snapshot(variables + optimizer.variables)
-        for epoch in tf.range(epochs):
-            perm = shuffled_indices(n, seed, 1000 + epoch)
-            for b in tf.range(n_batches):
-                idx = perm[b * self.batch_size : (b + 1) * self.batch_size]
-                mb_obs, mb_ret, mb_w = (tf.gather(t, idx) for t in (obs, returns, weights))
-                with tf.GradientTape() as tape:
-                    loss = weighted_mean(tf.square(mb_ret - self.value_estimate(mb_obs)), mb_w)
-                grads = tape.gradient(loss, variables)
-                ok = all_finite(loss, *grads)
-                bad = bad | ~ok
-                grads = [tf.where(ok, g, tf.zeros_like(g)) for g in grads]
-                optimizer.apply(grads, variables)
-                total += loss
-                count += 1.0
+        perms = tf.stack([shuffled_indices(n, seed, 1000 + e) for e in range(epochs)])
+
+        def body(k, total, bad):
+            start = (k % n_batches) * self.batch_size
+            idx = tf.slice(perms[k // n_batches], [start], [self.batch_size])
+            mb_obs, mb_ret, mb_w = (tf.gather(t, idx) for t in (obs, returns, weights))
+            with tf.GradientTape() as tape:
+                loss = weighted_mean(tf.square(mb_ret - self.value_estimate(mb_obs)), mb_w)
+            grads = tape.gradient(loss, variables)
+            ok = all_finite(loss, *grads)
+            grads = [tf.where(ok, g, tf.zeros_like(g)) for g in grads]
+            optimizer.apply(grads, variables)
+            return k + 1, total + loss, bad | ~ok
+
+        steps, total, bad = tf.while_loop(
+            lambda k, total, bad: k < epochs * n_batches,
+            body,
+            (tf.constant(0), tf.constant(0.0), tf.constant(False)),
+        )
         rollback(variables + optimizer.variables, saved, bad)
-        return total / tf.maximum(count, 1.0), bad
+        return total / tf.maximum(tf.cast(steps, tf.float32), 1.0), bad
 
     # ----------------------------------------------------------------- inference
     def _check_built(self):

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_trust import distributions as dists
+from keras_trust._graph import straight_line
 from keras_trust.agents.agent import Agent, _check, normalize_advantages, weighted_mean
 from keras_trust.optimizers.base import CurvatureOptimizer
 from keras_trust.optimizers.trust_region import TrustRegion
@@ -79,6 +80,7 @@ class TRPO(Agent):
         if isinstance(self.value_optimizer, CurvatureOptimizer):
             raise ValueError("TRPO's value_optimizer must be a first-order optimizer (e.g. Adam).")
 
+    @straight_line
     def _train(self, obs, actions, log_probs, advantages, returns, weights, seed):
         if self.normalize_advantage:
             advantages = normalize_advantages(advantages, weights)

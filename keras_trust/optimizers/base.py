@@ -80,6 +80,7 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
         self.fvp_method = fvp_method
         self._compiled = {}
 
+    @straight_line
     def minimize(self, loss_fn, var_list, kl_fn):
         """Takes one step on `var_list` to reduce `loss_fn()` under the metric of `kl_fn()`.
 
@@ -147,6 +148,7 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
         return tf.sqrt(2.0 * self.max_kl / xfx)
 
     @staticmethod
+    @straight_line
     def _assign(tvars, values):
         for v, value in zip(tvars, values):
             v.assign(value)

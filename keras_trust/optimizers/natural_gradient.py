@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from keras_trust._graph import straight_line
 from keras_trust.ops.flat import unflatten
 from keras_trust.optimizers.base import CurvatureOptimizer, all_finite
 
@@ -50,6 +51,7 @@ class NaturalGradient(CurvatureOptimizer):
     ):
         super().__init__(max_kl, cg_iters, cg_damping, fvp_method, learning_rate, name, **kwargs)
 
+    @straight_line
     def _minimize_graph(self, loss_fn, var_list, kl_fn):
         tvars, old = self._begin(var_list)
         loss, g, x, xfx = self._natural_direction(loss_fn, tvars, kl_fn)
