@@ -16,6 +16,10 @@ from keras_trust._backend import check_backend
 
 check_backend()
 
+from keras_trust._graph import single_threaded_xla_cpu  # noqa: E402
+
+single_threaded_xla_cpu()
+
 from keras_trust import (  # noqa: E402
     callbacks,
     distributed,
