@@ -362,6 +362,7 @@ def main():
                         for r in runs
                         if (r["lib"], r["algo"], r["env"], r["n_envs"], r["seed"])
                         == (lib, algo, env_id, n_envs, seed)
+                        and r.get("hparams", "defaults") == args.hparams
                     ]
                     if done:
                         continue

@@ -16,18 +16,17 @@ straight_line = tf.autograph.experimental.do_not_convert
 
 # XLA on CPU splits each matmul across the intra-op thread pool; for the agents' small
 # networks the hand-off costs more than the work: an XLA-compiled act step on a batch of 2
-# observations took ~175 us with it and ~75 us without (`benchmarks/bench_act.py`). The
+# observations took ~170 us with it and ~70 us without (`benchmarks/bench_xla_threads.py`). The
 # flag is read when XLA first compiles, and only XLA-compiled code is affected.
 XLA_CPU_FLAG = "--xla_cpu_multi_thread_eigen=false"
 
 
-def single_threaded_xla_cpu() -> bool:
+def single_threaded_xla_cpu() -> None:
     """Adds `XLA_CPU_FLAG` to `$XLA_FLAGS` unless the user already set that option.
 
-    Returns whether the flag is in effect. Set `XLA_FLAGS=--xla_cpu_multi_thread_eigen=true`
-    before importing keras_trust to keep XLA's multi-threaded CPU matmuls.
+    Set `XLA_FLAGS=--xla_cpu_multi_thread_eigen=true` before importing keras_trust to keep
+    XLA's multi-threaded CPU matmuls.
     """
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_cpu_multi_thread_eigen" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {XLA_CPU_FLAG}".strip()
-    return XLA_CPU_FLAG in os.environ["XLA_FLAGS"]

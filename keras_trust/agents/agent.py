@@ -455,8 +455,10 @@ class Agent(keras.Model):
         ~130 us of Python per call on dispatch, a concrete one ~60 us. The rollout's
         ones (`act`, `value`) are also XLA-compiled (`compile(jit_compile=...)`), which
         fuses the small networks into a few kernels; together that makes the per-env-step
-        call about 3x cheaper (`benchmarks/bench_act.py`). The update stays a plain
-        `tf.function`: XLA's CPU while-loops with gathers made it slower there.
+        call about 3x cheaper (`benchmarks/bench_act.py`); `value` shares `act`'s XLA
+        numerics, so the bootstrap value matches the per-step ones. The update ("train")
+        is a plain `tf.function` (XLA's CPU while-loops with gathers made it slower);
+        PPO XLA-compiles only its minibatch step inside it (`_nested_function`).
         """
         fn = self._fns.get(name)
         if fn is None:

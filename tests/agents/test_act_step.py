@@ -26,32 +26,45 @@ def log_softmax(x):
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
+def numpy_forward(torso, dense, x):
+    """A default tanh-MLP torso and its Dense head, evaluated from the weights in NumPy."""
+    x = np.asarray(x, np.float64)
+    for layer in torso.layers:
+        if hasattr(layer, "kernel"):
+            x = np.tanh(x @ layer.kernel.numpy() + layer.bias.numpy())
+    return x @ dense.kernel.numpy() + dense.bias.numpy()
+
+
+def fed_rollout(agent, obs, noise):
+    """Uploads `noise`, then yields `(t, act(obs[t]))` for each step of the rollout."""
+    agent.start_rollout(noise)
+    for t in range(len(obs)):
+        yield t, agent.act(obs[t])
+
+
 @pytest.mark.parametrize("jit_compile", [True, False])
 def test_categorical_act_is_gumbel_max_of_each_steps_noise_row(jit_compile):
     agent, _ = built("ppo", "CartPole-v1", jit_compile=jit_compile)
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(4, 3, 4)).astype(np.float32)
     noise = rng.gumbel(size=(4, 3, 2)).astype(np.float32)
-    agent.start_rollout(noise)
-    for t in range(4):
-        action, logp, value = agent.act(obs[t])
-        logits = agent.policy_params(obs[t])[0].numpy().astype(np.float64)
+    for t, (action, logp, value) in fed_rollout(agent, obs, noise):
+        logits = numpy_forward(agent.policy_torso, agent.policy_head.dense, obs[t])
         expected = np.argmax(logits + noise[t], axis=-1)
         np.testing.assert_array_equal(action, expected)
         np.testing.assert_allclose(logp, log_softmax(logits)[np.arange(3), expected], atol=1e-5)
-        np.testing.assert_allclose(value, agent.predict_value(obs[t]), atol=1e-5)
+        expected_value = numpy_forward(agent.value_torso, agent.value_head, obs[t])[:, 0]
+        np.testing.assert_allclose(value, expected_value, rtol=1e-5, atol=1e-5)
 
 
 def test_gaussian_act_is_mean_plus_std_times_noise_with_its_log_density():
-    agent, env = built("trpo", "Pendulum-v1", log_std_init=-0.5)
+    agent, _ = built("trpo", "Pendulum-v1", log_std_init=-0.5)
     rng = np.random.default_rng(1)
     obs = rng.normal(size=(2, 3, 3)).astype(np.float32)
     noise = rng.normal(size=(2, 3, 1)).astype(np.float32)
-    agent.start_rollout(noise)
-    for t in range(2):
-        action, logp, _ = agent.act(obs[t])
-        mean, log_std = (p.numpy().astype(np.float64) for p in agent.policy_params(obs[t]))
-        std = np.exp(np.broadcast_to(log_std, mean.shape))
+    std = np.exp(-0.5)  # log_std_init, untrained
+    for t, (action, logp, _) in fed_rollout(agent, obs, noise):
+        mean = numpy_forward(agent.policy_torso, agent.policy_head.dense, obs[t])
         np.testing.assert_allclose(action, mean + std * noise[t], atol=1e-5)
         density = -0.5 * ((action - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)
         np.testing.assert_allclose(logp, density.sum(-1), atol=1e-4)
