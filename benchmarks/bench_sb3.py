@@ -1,7 +1,8 @@
 """keras_trust versus Stable-Baselines3 / sb3-contrib, side by side on this machine.
 
 Both libraries run with identical hyperparameters (SB3's PPO defaults; sb3-contrib's TRPO
-defaults: the keras_trust defaults were chosen to equal them), alternately, each run in
+defaults: the keras_trust defaults were chosen to equal them, and `sb3_kl_terms` converts
+sb3-contrib's per-dimension KL), alternately, each run in
 its own subprocess (so peak memory is per run), over several seeds. Written to
 `benchmarks/results/sb3.json`, `sb3.md` and `sb3_<env>_<algo>.png`.
 
@@ -52,7 +53,17 @@ def _run_keras_trust(algo, env_id, n_envs, seed, timesteps, hparams):
     elif algo == "ppo":
         agent = kt.PPO(n_envs=n_envs)  # = SB3 PPO defaults
     else:
-        agent = kt.TRPO(n_envs=n_envs)  # = sb3-contrib TRPO defaults
+        import gymnasium as gym
+
+        # = sb3-contrib's TRPO defaults: KL 0.01 and damping 0.1 per KL term
+        # (sb3_kl_terms), its damped step-length rule.
+        d = sb3_kl_terms(gym.make(env_id).action_space)
+        agent = kt.TRPO(n_envs=n_envs)
+        agent.compile(
+            optimizer=kt.optimizers.TrustRegion(
+                max_kl=0.01 * d, cg_iters=15, cg_damping=0.1 * d, damped_step_length=True
+            )
+        )
     curve = []
 
     class Curve(keras.callbacks.Callback):
@@ -66,8 +77,29 @@ def _run_keras_trust(algo, env_id, n_envs, seed, timesteps, hparams):
     return train_time, agent.num_timesteps, curve, result["mean_return"], agent.n_envs
 
 
-def sb3_kwargs(algo, preset):
-    """The SB3 / sb3-contrib constructor arguments equal to a keras_trust preset."""
+def sb3_kl_terms(action_space):
+    """How many KL terms per sample sb3-contrib's TRPO averages over.
+
+    sb3-contrib takes `kl_divergence(...).mean()` of a torch `Normal`, whose KL is per
+    action dimension: for a `d`-dim Box its "KL" is the policies' KL divided by `d`, and
+    its Fisher products are `F / d`. keras_trust's `max_kl` is the KL between the policies
+    (the action's joint distribution), so equal settings are `max_kl = d * target_kl` and
+    `cg_damping = d * sb3_cg_damping` (`benchmarks/compare_trpo_update.py` checks it).
+    Categorical KLs are one term per sample. sb3-contrib scales its step with the damped
+    quadratic form: keras_trust's `damped_step_length=True`.
+    """
+    import gymnasium as gym
+
+    if isinstance(action_space, gym.spaces.Box):
+        return int(np.prod(action_space.shape))
+    return 1
+
+
+def sb3_kwargs(algo, preset, kl_terms=1):
+    """The SB3 / sb3-contrib constructor arguments equal to a keras_trust preset.
+
+    `kl_terms`: `sb3_kl_terms` of the env's action space (TRPO only).
+    """
     a, opt = dict(preset["agent"]), preset["optimizer"]
     hidden = list(a.pop("hidden_sizes", [64, 64]))
     kwargs = {
@@ -91,11 +123,17 @@ def sb3_kwargs(algo, preset):
         )
         kwargs["policy_kwargs"]["optimizer_kwargs"] = {"eps": opt.get("epsilon", 1e-5)}
     else:
+        if not opt.get("damped_step_length", False):
+            print(
+                "note: sb3-contrib scales its TRPO step like damped_step_length=True; this "
+                "preset does not, so the two steps differ in length",
+                file=sys.stderr,
+            )
         kwargs.update(
             n_critic_updates=a.get("value_epochs", 10),
-            target_kl=opt.get("max_kl", 0.01),
+            target_kl=opt.get("max_kl", 0.01) / kl_terms,
             cg_max_steps=opt.get("cg_iters", 15),
-            cg_damping=opt.get("cg_damping", 0.1),
+            cg_damping=opt.get("cg_damping", 0.1) / kl_terms,
             learning_rate=preset["value_optimizer"]["learning_rate"],
         )
     normalize = {
@@ -131,7 +169,11 @@ def _run_sb3(algo, env_id, n_envs, seed, timesteps, hparams):
 
     kwargs, normalize = {}, None
     if hparams == "preset":
-        n_envs, kwargs, normalize = sb3_kwargs(algo, kt.presets.get_preset(algo, env_id))
+        import gymnasium as gym
+
+        kl_terms = sb3_kl_terms(gym.make(env_id).action_space)
+        preset = kt.presets.get_preset(algo, env_id)
+        n_envs, kwargs, normalize = sb3_kwargs(algo, preset, kl_terms)
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
     if normalize and (normalize["norm_obs"] or normalize["norm_reward"]):
         env = VecNormalize(env, **normalize)

@@ -64,7 +64,17 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
     agent's compiled update) and through a cached `tf.function` when called eagerly.
     """
 
-    def __init__(self, max_kl, cg_iters, cg_damping, fvp_method, learning_rate, name, **kwargs):
+    def __init__(
+        self,
+        max_kl,
+        cg_iters,
+        cg_damping,
+        fvp_method,
+        learning_rate,
+        name,
+        damped_step_length=False,
+        **kwargs,
+    ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         if max_kl is not None and not float(max_kl) > 0:
             raise ValueError(f"max_kl must be > 0. Received: max_kl={max_kl}")
@@ -78,6 +88,7 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
         self.cg_iters = int(cg_iters)
         self.cg_damping = float(cg_damping)
         self.fvp_method = fvp_method
+        self.damped_step_length = bool(damped_step_length)
         self._compiled = {}
 
     @straight_line
@@ -124,7 +135,7 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
 
     @straight_line
     def _natural_direction(self, loss_fn, tvars, kl_fn):
-        """Loss, gradient, x = (F + damping I)^-1 g by CG, and x^T F x (undamped)."""
+        """Loss, gradient, x = (F + damping I)^-1 g by CG, and x^T (F + damping I) x."""
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(tvars)
             loss = loss_fn()
@@ -138,14 +149,24 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
             return flatten(fvp)
 
         x = conjugate_gradient(matvec, g, self.cg_iters)
-        # x^T F x from the damped product: x^T (F + dI) x - d x^T x.
-        xfx = tf.tensordot(x, matvec(x), 1) - self.cg_damping * tf.tensordot(x, x, 1)
-        return loss, g, x, xfx
+        return loss, g, x, tf.tensordot(x, matvec(x), 1)
 
     @straight_line
-    def _max_kl_scale(self, xfx):
-        """Scale s.t. the quadratic KL of the step, 1/2 (s x)^T F (s x), equals max_kl."""
-        return tf.sqrt(2.0 * self.max_kl / xfx)
+    def _max_kl_scale(self, x, xhx):
+        """Scale c s.t. the quadratic KL of the step c x, 1/2 c^2 x^T F x, is max_kl.
+
+        `xhx` is x^T (F + dI) x. With `damped_step_length` the damped model
+        1/2 c^2 x^T (F + dI) x is scaled to max_kl instead: the damping counts as curvature
+        in the step length too, as in the reference TRPO code (Schulman's modular_rl,
+        OpenAI baselines, Spinning Up, sb3-contrib), so the step is shorter and equal
+        settings give those libraries' step.
+        """
+        return tf.sqrt(2.0 * self.max_kl / self._quadratic_form(x, xhx, self.damped_step_length))
+
+    @straight_line
+    def _quadratic_form(self, x, xhx, damped):
+        """x^T (F + dI) x if `damped`, else x^T F x."""
+        return xhx if damped else xhx - self.cg_damping * tf.tensordot(x, x, 1)
 
     @staticmethod
     @straight_line
@@ -165,5 +186,6 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
             "cg_iters": self.cg_iters,
             "cg_damping": self.cg_damping,
             "fvp_method": self.fvp_method,
+            "damped_step_length": self.damped_step_length,
         }
         return {**super().get_config(), **config}

@@ -15,7 +15,8 @@ class NaturalGradient(CurvatureOptimizer):
     F is the Hessian of `kl_fn` (the Fisher matrix of the policy), applied through
     Fisher-vector products and never formed. With `max_kl`, the step is scaled so that
     the quadratic model of the KL, `1/2 s^T F s`, equals `max_kl` (the natural policy
-    gradient of Kakade, 2001, with the step rule of Schulman et al., 2015); without it
+    gradient of Kakade, 2001, with the step rule of Schulman et al., 2015), or with
+    `damped_step_length=True` the damped model `1/2 s^T (F + cg_damping I) s` does; without it
     the step is `learning_rate * (F + cg_damping I)^-1 g`. There is no line search: use
     `TrustRegion` for that. A non-finite loss, gradient, step, or measured KL or loss after
     the step leaves the variables exactly as they were.
@@ -27,6 +28,8 @@ class NaturalGradient(CurvatureOptimizer):
         cg_iters: conjugate-gradient iterations. Defaults to `10`.
         cg_damping: Tikhonov damping added to F. Defaults to `0.1`.
         fvp_method: `"forward_over_reverse"` or `"double_backprop"`.
+        damped_step_length: scale to `max_kl` the damped quadratic model, as the
+            reference TRPO code does (a shorter step). Defaults to `False`.
         **kwargs: passed to `keras.optimizers.Optimizer` (e.g. `name`).
 
     Example:
@@ -46,19 +49,29 @@ class NaturalGradient(CurvatureOptimizer):
         cg_iters=10,
         cg_damping=0.1,
         fvp_method="forward_over_reverse",
+        damped_step_length=False,
         name="natural_gradient",
         **kwargs,
     ):
-        super().__init__(max_kl, cg_iters, cg_damping, fvp_method, learning_rate, name, **kwargs)
+        super().__init__(
+            max_kl,
+            cg_iters,
+            cg_damping,
+            fvp_method,
+            learning_rate,
+            name,
+            damped_step_length=damped_step_length,
+            **kwargs,
+        )
 
     @straight_line
     def _minimize_graph(self, loss_fn, var_list, kl_fn):
         tvars, old = self._begin(var_list)
-        loss, g, x, xfx = self._natural_direction(loss_fn, tvars, kl_fn)
+        loss, g, x, xhx = self._natural_direction(loss_fn, tvars, kl_fn)
         if self.max_kl is None:
             scale = tf.cast(self.learning_rate, x.dtype)
         else:
-            scale = self._max_kl_scale(xfx)
+            scale = self._max_kl_scale(x, xhx)
         step = -scale * x
         finite = all_finite(loss, g, step)
         step = tf.where(finite, step, tf.zeros_like(step))
@@ -78,6 +91,6 @@ class NaturalGradient(CurvatureOptimizer):
             "loss_after": loss_after,
             "accepted": accepted,
             "backtracks": tf.constant(0),
-            "quadratic_kl": 0.5 * scale**2 * xfx,
+            "quadratic_kl": 0.5 * scale**2 * self._quadratic_form(x, xhx, damped=False),
             "grad_norm": tf.norm(g),
         }

@@ -15,7 +15,8 @@ class TrustRegion(CurvatureOptimizer):
 
     Solves `max -loss s.t. mean KL(pi_old || pi) <= max_kl` approximately: the natural
     direction `(F + cg_damping I)^-1 g` by conjugate gradient on Fisher-vector products,
-    scaled so its quadratic KL is `max_kl`, then shrunk by `backtrack_coeff` until the
+    scaled so its quadratic KL `1/2 s^T F s` is `max_kl` (with `damped_step_length`,
+    `1/2 s^T (F + cg_damping I) s`), then shrunk by `backtrack_coeff` until the
     loss improves and the *measured* `kl_fn()` is `<= max_kl` (Schulman et al., 2015,
     "Trust Region Policy Optimization", Sec. 6 and App. C). If no step size passes, or
     any loss, KL, gradient or step is non-finite, the variables are restored exactly.
@@ -27,6 +28,10 @@ class TrustRegion(CurvatureOptimizer):
         backtrack_iters: step sizes tried by the line search. Defaults to `10`.
         backtrack_coeff: shrink factor of the line search, in (0, 1). Defaults to `0.8`.
         fvp_method: `"forward_over_reverse"` or `"double_backprop"`.
+        damped_step_length: scale to `max_kl` the damped quadratic model, as the
+            reference TRPO code does (Schulman's modular_rl, OpenAI baselines, Spinning
+            Up, sb3-contrib): a shorter first step, and with equal settings the step
+            those libraries take. Defaults to `False`.
         **kwargs: passed to `keras.optimizers.Optimizer` (e.g. `name`).
 
     Example:
@@ -47,6 +52,7 @@ class TrustRegion(CurvatureOptimizer):
         backtrack_iters=10,
         backtrack_coeff=0.8,
         fvp_method="forward_over_reverse",
+        damped_step_length=False,
         name="trust_region",
         **kwargs,
     ):
@@ -61,15 +67,23 @@ class TrustRegion(CurvatureOptimizer):
                 f"backtrack_iters must be >= 1. Received: backtrack_iters={backtrack_iters}"
             )
         kwargs.setdefault("learning_rate", 1.0)  # unused: the step length comes from max_kl
-        super().__init__(max_kl, cg_iters, cg_damping, fvp_method, name=name, **kwargs)
+        super().__init__(
+            max_kl,
+            cg_iters,
+            cg_damping,
+            fvp_method,
+            name=name,
+            damped_step_length=damped_step_length,
+            **kwargs,
+        )
         self.backtrack_iters = int(backtrack_iters)
         self.backtrack_coeff = float(backtrack_coeff)
 
     @straight_line
     def _minimize_graph(self, loss_fn, var_list, kl_fn):
         tvars, old = self._begin(var_list)
-        loss, g, x, xfx = self._natural_direction(loss_fn, tvars, kl_fn)
-        full_step = unflatten(-self._max_kl_scale(xfx) * x, tvars)
+        loss, g, x, xhx = self._natural_direction(loss_fn, tvars, kl_fn)
+        full_step = unflatten(-self._max_kl_scale(x, xhx) * x, tvars)
         finite = all_finite(loss, g, *full_step)
         # A non-finite direction is never tried: the line search then sees a zero step.
         full_step = [tf.where(finite, s, tf.zeros_like(s)) for s in full_step]

@@ -73,6 +73,27 @@ def test_max_kl_step_has_quadratic_kl_equal_to_max_kl(kind):
     assert float(info["quadratic_kl"]) == pytest.approx(max_kl, rel=1e-6)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_damped_step_length_scales_the_damped_quadratic_kl(kind):
+    """With `damped_step_length`, 1/2 s^T (F + dI) s = max_kl; `quadratic_kl` still reports
+    the undamped 1/2 s^T F s, which is then below max_kl."""
+    problem = SurrogateProblem(kind).reset(seed=1).freeze()
+    damping, max_kl = 0.1, 0.02
+    direction, fisher, _ = natural_step_np(problem, damping)
+    damped = fisher + damping * np.eye(problem.size)
+    before = problem.flat_weights()
+    opt = kt.optimizers.NaturalGradient(
+        max_kl=max_kl, cg_iters=problem.size, cg_damping=damping, damped_step_length=True
+    )
+    info = opt.minimize(problem.loss_fn, problem.variables, problem.kl_fn)
+    step = problem.flat_weights() - before
+    expected = np.sqrt(2 * max_kl / (direction @ damped @ direction)) * direction
+    assert np.linalg.norm(step - expected) <= 1e-3 * np.linalg.norm(expected)
+    assert 0.5 * step @ damped @ step == pytest.approx(max_kl, rel=1e-3)
+    assert float(info["quadratic_kl"]) == pytest.approx(0.5 * step @ fisher @ step, rel=1e-3)
+    assert float(info["quadratic_kl"]) < max_kl
+
+
 def test_float32_policy_quadratic_kl():
     """The same check with the default float32 policy (looser tolerance)."""
     problem = SurrogateProblem("categorical", dtype="float32").reset(seed=2).freeze()
@@ -123,13 +144,18 @@ def test_invalid_arguments_raise(kwargs, name):
 
 def test_serialization_round_trip():
     opt = kt.optimizers.NaturalGradient(
-        max_kl=0.03, learning_rate=0.2, cg_iters=7, cg_damping=0.05, fvp_method="double_backprop"
+        max_kl=0.03,
+        learning_rate=0.2,
+        cg_iters=7,
+        cg_damping=0.05,
+        fvp_method="double_backprop",
+        damped_step_length=True,
     )
     clone = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
     assert type(clone) is kt.optimizers.NaturalGradient
     assert clone.get_config() == opt.get_config()
     assert (clone.max_kl, clone.cg_iters, clone.cg_damping) == (0.03, 7, 0.05)
-    assert clone.fvp_method == "double_backprop"
+    assert clone.fvp_method == "double_backprop" and clone.damped_step_length is True
     assert float(clone.learning_rate) == pytest.approx(0.2)
     lr_only = keras.optimizers.deserialize(
         keras.optimizers.serialize(kt.optimizers.NaturalGradient())

@@ -19,11 +19,16 @@ MAX_KLS = [0.01, 1.0]
 ITERS, COEFF = 8, 0.5
 
 
-def numpy_line_search(problem, max_kl):
-    """Expected (accepted, backtracks, new flat weights) from explicit F and g."""
+def numpy_line_search(problem, max_kl, damped_step_length=False):
+    """Expected (accepted, backtracks, new flat weights) from explicit F and g.
+
+    The full step is scaled by x^T F x, or with `damped_step_length` by x^T (F + dI) x.
+    """
     fisher, grad = problem.fisher_and_gradient()
-    x = np.linalg.solve(fisher + DAMPING * np.eye(problem.size), grad)
-    full = -np.sqrt(2 * max_kl / (x @ fisher @ x)) * x
+    damped = fisher + DAMPING * np.eye(problem.size)
+    x = np.linalg.solve(damped, grad)
+    metric = damped if damped_step_length else fisher
+    full = -np.sqrt(2 * max_kl / (x @ metric @ x)) * x
     theta0 = problem.flat_weights()
     loss0 = problem.numpy_loss(problem.unflatten(theta0))
     for k in range(ITERS):
@@ -106,6 +111,33 @@ def test_line_search_matches_numpy_reference(categorical_problem, optimizers, se
     expected = theta - np.concatenate([w.ravel() for w in problem.initial_weights])
     # CG stops at |r|^2 <= 1e-10, so the step matches to ~1e-4 relative, not to 1e-15.
     assert np.linalg.norm(step - expected) <= 1e-3 * max(np.linalg.norm(expected), 1e-12)
+
+
+@pytest.mark.parametrize("kind", ["categorical", "diag_gaussian"])
+def test_damped_step_length_matches_numpy_reference(kind):
+    """`damped_step_length=True`: the full step is -sqrt(2 max_kl / x^T (F + dI) x) x, the
+    rule of the reference TRPO code; shorter than the default rule's by the damping."""
+    problem = SurrogateProblem(kind).reset(seed=3).freeze()
+    max_kl = 0.05
+    kwargs = dict(max_kl=max_kl, cg_iters=problem.size, cg_damping=DAMPING)
+    damped = kt.optimizers.TrustRegion(damped_step_length=True, backtrack_iters=1, **kwargs)
+    accepted, backtracks, theta = numpy_line_search(problem, max_kl, damped_step_length=True)
+    assert accepted and backtracks == 0
+    # The default rule's full step, -sqrt(2 max_kl / x^T F x) x, at the same weights.
+    fisher, grad = problem.fisher_and_gradient()
+    x = np.linalg.solve(fisher + DAMPING * np.eye(problem.size), grad)
+    plain_step = -np.sqrt(2 * max_kl / (x @ fisher @ x)) * x
+    info = damped.minimize(problem.loss_fn, problem.variables, problem.kl_fn)
+    assert bool(info["accepted"]) and int(info["backtracks"]) == 0
+    theta0 = np.concatenate([w.ravel() for w in problem.initial_weights])
+    damped_step = theta - theta0
+    # CG stops at |r|^2 <= 1e-10, so the step matches to ~1e-4 relative.
+    error = np.linalg.norm(problem.flat_weights() - theta0 - damped_step)
+    assert error <= 1e-3 * np.linalg.norm(damped_step)
+    # Same direction as the default rule's step, and strictly shorter.
+    cosine = damped_step @ plain_step / np.linalg.norm(damped_step) / np.linalg.norm(plain_step)
+    assert cosine == pytest.approx(1.0, abs=1e-6)
+    assert np.linalg.norm(damped_step) < 0.999 * np.linalg.norm(plain_step)
 
 
 def test_gaussian_policy(categorical_problem):
@@ -257,6 +289,17 @@ def test_toy_quadratic_by_hand():
     assert float(info["loss_after"]) == pytest.approx(expected @ c, rel=1e-12)
 
 
+def test_toy_quadratic_damped_step_length_by_hand():
+    """The same toy with `damped_step_length`: 1/2 (1 + d) |s|^2 = max_kl, so the step is
+    sqrt(2 * 0.02 / 1.5) along -c / |c|."""
+    w = keras.Variable(np.array([0.0, 0.0]), dtype="float64")
+    c = np.array([3.0, 4.0])
+    opt = kt.optimizers.TrustRegion(max_kl=0.02, cg_damping=0.5, damped_step_length=True)
+    info = opt.minimize(lambda: tf.tensordot(w, c, 1), [w], lambda: 0.5 * tf.reduce_sum(w**2))
+    np.testing.assert_allclose(w.numpy(), -np.sqrt(2 * 0.02 / 1.5) * c / 5.0, rtol=1e-12)
+    assert float(info["kl"]) == pytest.approx(0.02 / 1.5, rel=1e-12)
+
+
 class CountingLoss:
     """loss/kl as bound methods; their Python bodies run only while being traced."""
 
@@ -307,12 +350,18 @@ def test_invalid_arguments_raise(kwargs, name):
 
 def test_serialization_round_trip():
     opt = kt.optimizers.TrustRegion(
-        max_kl=0.02, cg_iters=12, cg_damping=0.01, backtrack_iters=5, backtrack_coeff=0.6
+        max_kl=0.02,
+        cg_iters=12,
+        cg_damping=0.01,
+        backtrack_iters=5,
+        backtrack_coeff=0.6,
+        damped_step_length=True,
     )
     clone = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
     assert type(clone) is kt.optimizers.TrustRegion
     assert clone.get_config() == opt.get_config()
     assert (clone.max_kl, clone.cg_iters, clone.cg_damping) == (0.02, 12, 0.01)
+    assert clone.damped_step_length is True
     assert (clone.backtrack_iters, clone.backtrack_coeff) == (5, 0.6)
 
 
