@@ -91,24 +91,35 @@ class EnvRunner:
         """Valid-step mask and the returns/lengths of the episodes that ended.
 
         In NEXT_STEP autoreset mode the step after a `done` is a reset step (no reward,
-        invalid); episode sums carry across rollouts in `ep_return`/`ep_length`.
+        invalid); episode sums carry across rollouts in `ep_return`/`ep_length`. The
+        episodes are listed in the order they ended (by step, then env).
         """
-        valid = np.empty_like(done)
-        ep_returns, ep_lengths = [], []
-        prev_done = self.prev_done
-        for t in range(len(rewards)):
-            valid[t] = ~prev_done
-            self.ep_return += np.where(valid[t], rewards[t], 0.0)
-            self.ep_length += valid[t]
-            prev_done = done[t]
-            if prev_done.any():
-                for i in np.flatnonzero(prev_done):
-                    ep_returns.append(float(self.ep_return[i]))
-                    ep_lengths.append(int(self.ep_length[i]))
-                self.ep_return[prev_done] = 0.0
-                self.ep_length[prev_done] = 0
-        self.prev_done = prev_done
-        return valid, ep_returns, ep_lengths
+        valid = ~np.concatenate([self.prev_done[None], done[:-1]])
+        # Running sums over valid steps, from the carried partial episode: row t + 1 holds
+        # the total up to step t, so an episode (s, e] sums to sums[e + 1] - sums[s + 1].
+        zero = np.zeros((1, done.shape[1]))
+        valid_rewards = np.where(valid, rewards.astype(np.float64), 0.0)
+        returns = np.cumsum(np.concatenate([zero, valid_rewards]), axis=0)
+        lengths = np.cumsum(np.concatenate([zero, valid]), axis=0).astype(np.int64)
+        returns += self.ep_return
+        lengths += self.ep_length
+        ends_t, ends_env = np.nonzero(done)
+        # The previous end in the same env (or -1: the episode started before this rollout).
+        last = np.full(done.shape[1], -1)
+        starts = np.empty_like(ends_t)
+        for k, (t, j) in enumerate(zip(ends_t, ends_env)):
+            starts[k], last[j] = last[j], t
+        ep_returns = returns[ends_t + 1, ends_env] - returns[starts + 1, ends_env]
+        ep_lengths = lengths[ends_t + 1, ends_env] - lengths[starts + 1, ends_env]
+        # An episode without an earlier end in this rollout counts from the carried sums.
+        first = starts < 0
+        ep_returns[first] = returns[ends_t[first] + 1, ends_env[first]]
+        ep_lengths[first] = lengths[ends_t[first] + 1, ends_env[first]]
+        n = done.shape[0]
+        self.ep_return = returns[n] - returns[last + 1, np.arange(done.shape[1])] * (last >= 0)
+        self.ep_length = lengths[n] - lengths[last + 1, np.arange(done.shape[1])] * (last >= 0)
+        self.prev_done = done[-1]
+        return valid, [float(r) for r in ep_returns], [int(n) for n in ep_lengths]
 
     def _raise_non_finite(self, obs, reward):
         flat_obs = np.asarray(obs, dtype=np.float64).reshape(len(reward), -1)

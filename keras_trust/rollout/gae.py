@@ -44,13 +44,15 @@ def compute_gae(rewards, values, terminated, truncated, valid, gamma=0.99, gae_l
             f"values must have T + 1 = {steps + 1} rows (the bootstrap value last). "
             f"Received values of shape {values.shape} for rewards of shape {rewards.shape}."
         )
+    # A_t = valid_t * (delta_t + gamma * lambda * carry_t * A_{t+1}): everything but the
+    # recurrence is computed for all steps at once, so the loop does two ops per step.
+    bootstrap = np.where(terminated, 0.0, values[1:])
+    delta = np.where(valid, rewards + gamma * bootstrap - values[:steps], 0.0)
+    decay = np.where(valid & ~(terminated | truncated), gamma * gae_lambda, 0.0)
     advantages = np.zeros_like(rewards)
     running = np.zeros(rewards.shape[1:])
     for t in reversed(range(steps)):
-        bootstrap = np.where(terminated[t], 0.0, values[t + 1])
-        delta = rewards[t] + gamma * bootstrap - values[t]
-        carry = ~(terminated[t] | truncated[t])
-        running = np.where(valid[t], delta + gamma * gae_lambda * carry * running, 0.0)
+        running = delta[t] + decay[t] * running
         advantages[t] = running
     returns = advantages + values[:steps]
     return advantages.astype(np.float32), returns.astype(np.float32)

@@ -15,6 +15,7 @@ import pytest
 
 import keras_trust as kt
 from keras_trust.rollout import EnvError, InProcessSampler
+from keras_trust.rollout.collector import EnvRunner
 
 
 class CounterEnv(gym.Env):
@@ -241,3 +242,57 @@ def test_exception_inside_step_names_env_index_and_message():
         agent.fit(make, 16, verbose=0, seed=0)
     assert isinstance(info.value.__cause__, RuntimeError)
     assert agent.num_timesteps == 0
+
+
+def reference_episodes(rollouts, n_envs):
+    """Valid masks and ended episodes of consecutive rollouts, step by step in Python."""
+    prev_done = [False] * n_envs
+    ret, length = [0.0] * n_envs, [0] * n_envs
+    out = []
+    for rewards, done in rollouts:
+        valid = np.zeros(done.shape, bool)
+        returns, lengths = [], []
+        for t in range(done.shape[0]):
+            for j in range(n_envs):
+                valid[t, j] = not prev_done[j]
+                if valid[t, j]:
+                    ret[j] += float(rewards[t, j])
+                    length[j] += 1
+            for j in range(n_envs):
+                if done[t, j]:
+                    returns.append(ret[j])
+                    lengths.append(length[j])
+                    ret[j], length[j] = 0.0, 0
+                prev_done[j] = bool(done[t, j])
+        out.append((valid, returns, lengths))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_episode_bookkeeping_matches_a_step_by_step_reference(seed):
+    """Random ends (never two in a row: a reset row follows each end) over consecutive
+    rollouts of 3 envs; episodes may span rollouts and end on a rollout's last row."""
+    rng = np.random.default_rng(seed)
+    n_envs, n_steps = 3, 17
+    done_all = np.zeros((4 * n_steps, n_envs), bool)
+    for j in range(n_envs):
+        t = int(rng.integers(0, 6))
+        while t < len(done_all):
+            done_all[t, j] = True
+            t += int(rng.integers(2, 9))
+    rewards_all = rng.normal(size=done_all.shape).astype(np.float32)
+    rollouts = [
+        (rewards_all[k : k + n_steps], done_all[k : k + n_steps])
+        for k in range(0, len(done_all), n_steps)
+    ]
+    runner = EnvRunner.__new__(EnvRunner)  # only the bookkeeping state, no env
+    runner.prev_done = np.zeros(n_envs, bool)
+    runner.ep_return = np.zeros(n_envs)
+    runner.ep_length = np.zeros(n_envs, np.int64)
+    for (rewards, done), (valid, returns, lengths) in zip(
+        rollouts, reference_episodes(rollouts, n_envs)
+    ):
+        got_valid, got_returns, got_lengths = runner._episodes(rewards, done)
+        np.testing.assert_array_equal(got_valid, valid)
+        np.testing.assert_allclose(got_returns, returns, rtol=1e-9, atol=1e-9)
+        assert got_lengths == lengths
