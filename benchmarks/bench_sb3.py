@@ -53,11 +53,9 @@ def _run_keras_trust(algo, env_id, n_envs, seed, timesteps, hparams):
     elif algo == "ppo":
         agent = kt.PPO(n_envs=n_envs)  # = SB3 PPO defaults
     else:
-        import gymnasium as gym
-
         # = sb3-contrib's TRPO defaults: KL 0.01 and damping 0.1 per KL term
         # (sb3_kl_terms), its damped step-length rule.
-        d = sb3_kl_terms(gym.make(env_id).action_space)
+        d = sb3_kl_terms(env_id)
         agent = kt.TRPO(n_envs=n_envs)
         agent.compile(
             optimizer=kt.optimizers.TrustRegion(
@@ -77,8 +75,8 @@ def _run_keras_trust(algo, env_id, n_envs, seed, timesteps, hparams):
     return train_time, agent.num_timesteps, curve, result["mean_return"], agent.n_envs
 
 
-def sb3_kl_terms(action_space):
-    """How many KL terms per sample sb3-contrib's TRPO averages over.
+def sb3_kl_terms(env_id):
+    """How many KL terms per sample sb3-contrib's TRPO averages over, for `env_id`.
 
     sb3-contrib takes `kl_divergence(...).mean()` of a torch `Normal`, whose KL is per
     action dimension: for a `d`-dim Box its "KL" is the policies' KL divided by `d`, and
@@ -90,15 +88,16 @@ def sb3_kl_terms(action_space):
     """
     import gymnasium as gym
 
-    if isinstance(action_space, gym.spaces.Box):
-        return int(np.prod(action_space.shape))
-    return 1
+    env = gym.make(env_id)
+    space = env.action_space
+    env.close()
+    return int(np.prod(space.shape)) if isinstance(space, gym.spaces.Box) else 1
 
 
 def sb3_kwargs(algo, preset, kl_terms=1):
     """The SB3 / sb3-contrib constructor arguments equal to a keras_trust preset.
 
-    `kl_terms`: `sb3_kl_terms` of the env's action space (TRPO only).
+    `kl_terms`: `sb3_kl_terms` of the env (TRPO only).
     """
     a, opt = dict(preset["agent"]), preset["optimizer"]
     hidden = list(a.pop("hidden_sizes", [64, 64]))
@@ -169,11 +168,8 @@ def _run_sb3(algo, env_id, n_envs, seed, timesteps, hparams):
 
     kwargs, normalize = {}, None
     if hparams == "preset":
-        import gymnasium as gym
-
-        kl_terms = sb3_kl_terms(gym.make(env_id).action_space)
         preset = kt.presets.get_preset(algo, env_id)
-        n_envs, kwargs, normalize = sb3_kwargs(algo, preset, kl_terms)
+        n_envs, kwargs, normalize = sb3_kwargs(algo, preset, sb3_kl_terms(env_id))
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
     if normalize and (normalize["norm_obs"] or normalize["norm_reward"]):
         env = VecNormalize(env, **normalize)
