@@ -95,29 +95,23 @@ class EnvRunner:
         episodes are listed in the order they ended (by step, then env).
         """
         valid = ~np.concatenate([self.prev_done[None], done[:-1]])
-        # Running sums over valid steps, from the carried partial episode: row t + 1 holds
-        # the total up to step t, so an episode (s, e] sums to sums[e + 1] - sums[s + 1].
+        # Running sums: row 0 is 0, row 1 the partial episode carried in, row t + 2 adds
+        # the valid steps up to t. An episode ending at step e whose env last ended at s
+        # sums to sums[e + 2] - sums[s + 2], with s = -2 if it began before this rollout.
         zero = np.zeros((1, done.shape[1]))
         valid_rewards = np.where(valid, rewards.astype(np.float64), 0.0)
-        returns = np.cumsum(np.concatenate([zero, valid_rewards]), axis=0)
-        lengths = np.cumsum(np.concatenate([zero, valid]), axis=0).astype(np.int64)
-        returns += self.ep_return
-        lengths += self.ep_length
+        returns = np.cumsum(np.concatenate([zero, self.ep_return[None], valid_rewards]), axis=0)
+        lengths = np.cumsum(np.concatenate([zero, self.ep_length[None], valid]), axis=0)
         ends_t, ends_env = np.nonzero(done)
-        # The previous end in the same env (or -1: the episode started before this rollout).
-        last = np.full(done.shape[1], -1)
+        last = np.full(done.shape[1], -2)
         starts = np.empty_like(ends_t)
         for k, (t, j) in enumerate(zip(ends_t, ends_env)):
             starts[k], last[j] = last[j], t
-        ep_returns = returns[ends_t + 1, ends_env] - returns[starts + 1, ends_env]
-        ep_lengths = lengths[ends_t + 1, ends_env] - lengths[starts + 1, ends_env]
-        # An episode without an earlier end in this rollout counts from the carried sums.
-        first = starts < 0
-        ep_returns[first] = returns[ends_t[first] + 1, ends_env[first]]
-        ep_lengths[first] = lengths[ends_t[first] + 1, ends_env[first]]
-        n = done.shape[0]
-        self.ep_return = returns[n] - returns[last + 1, np.arange(done.shape[1])] * (last >= 0)
-        self.ep_length = lengths[n] - lengths[last + 1, np.arange(done.shape[1])] * (last >= 0)
+        ep_returns = returns[ends_t + 2, ends_env] - returns[starts + 2, ends_env]
+        ep_lengths = lengths[ends_t + 2, ends_env] - lengths[starts + 2, ends_env]
+        envs = np.arange(done.shape[1])
+        self.ep_return = returns[-1] - returns[last + 2, envs]
+        self.ep_length = (lengths[-1] - lengths[last + 2, envs]).astype(np.int64)
         self.prev_done = done[-1]
         return valid, [float(r) for r in ep_returns], [int(n) for n in ep_lengths]
 
