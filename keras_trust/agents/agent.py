@@ -656,13 +656,16 @@ class Agent(keras.Model):
         rewards = rollout.rewards
         if self.reward_normalizer is None:
             return rewards
+        # ret_t = gamma * ret_{t-1} + r_t on valid steps; a reset step (the one after each
+        # episode end, in this rollout or the last) zeroes it. Only the recurrence loops.
+        decay = np.where(rollout.valid, self.gamma, 0.0)
+        valid_rewards = np.where(rollout.valid, rewards.astype(np.float64), 0.0)
         ret = self._return_tracker
-        discounted = np.empty_like(rewards, dtype=np.float64)
+        discounted = np.empty_like(valid_rewards)
         for t in range(rewards.shape[0]):
-            ret = np.where(rollout.valid[t], ret * self.gamma + rewards[t], 0.0)
+            ret = decay[t] * ret + valid_rewards[t]
             discounted[t] = ret
-            ret = np.where(rollout.terminated[t] | rollout.truncated[t], 0.0, ret)
-        self._return_tracker = ret
+        self._return_tracker = np.where(rollout.terminated[-1] | rollout.truncated[-1], 0.0, ret)
         self.reward_normalizer.update(discounted[rollout.valid])
         std = float(self.reward_normalizer.std.numpy())
         return np.clip(rewards / std, -10.0, 10.0).astype(np.float32)

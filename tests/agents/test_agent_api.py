@@ -206,6 +206,57 @@ def test_save_load_round_trip_cartpole(cartpole_ppo, tmp_path):
     assert agent.num_timesteps == 128  # the original is untouched
 
 
+def test_reward_scaling_divides_by_the_std_of_the_discounted_returns():
+    """`normalize_rewards`: each rollout's rewards are divided by the std of all discounted
+    returns seen so far (valid steps only, reset at episode ends, carried across rollouts),
+    then clipped to +/-10; recomputed here step by step over three rollouts of 3 envs."""
+    rng = np.random.default_rng(0)
+    gamma, n_envs, n_steps = 0.9, 3, 23
+    agent = kt.PPO(
+        n_envs=n_envs, n_steps=n_steps, gamma=gamma, normalize_rewards=True, hidden_sizes=(4,)
+    )
+    agent._ensure_ready(gym.spaces.Box(-1, 1, (1,), np.float32), gym.spaces.Discrete(2), 0)
+    agent._return_tracker = np.zeros(n_envs)
+    done = np.zeros((3 * n_steps, n_envs), bool)
+    for j in range(n_envs):
+        t = int(rng.integers(0, 5))
+        while t < len(done):
+            done[t, j] = True
+            t += int(rng.integers(2, 12))
+    valid = ~np.concatenate([np.zeros((1, n_envs), bool), done[:-1]])
+    rewards = np.where(valid, rng.normal(0.0, 3.0, done.shape), 0.0).astype(np.float32)
+    terminated = done & (rng.random(done.shape) < 0.5)
+    seen, ret = [], np.zeros(n_envs)
+    for k in range(3):
+        rows = slice(k * n_steps, (k + 1) * n_steps)
+        for t in range(rows.start, rows.stop):
+            for j in range(n_envs):
+                if valid[t, j]:
+                    ret[j] = ret[j] * gamma + float(rewards[t, j])
+                    seen.append(ret[j])
+                if done[t, j]:
+                    ret[j] = 0.0
+        rollout = kt.rollout.Rollout(
+            np.zeros((n_steps, n_envs, 1), np.float32),
+            np.zeros((n_steps, n_envs), np.int64),
+            np.zeros((n_steps, n_envs), np.float32),
+            np.zeros((n_steps + 1, n_envs), np.float32),
+            rewards[rows],
+            terminated[rows],
+            done[rows] & ~terminated[rows],
+            valid[rows],
+            [],
+            [],
+            np.zeros((n_envs, 1), np.float32),
+        )
+        scaled = agent._scale_rewards(rollout)
+        std = np.sqrt(np.var(seen) + 1e-8)
+        assert float(agent.reward_normalizer.count.numpy()) == len(seen)
+        np.testing.assert_allclose(
+            scaled, np.clip(rewards[rows] / std, -10, 10), rtol=1e-6, atol=1e-7
+        )
+
+
 def test_normalizer_statistics_are_those_of_the_observed_data(pendulum_ppo):
     agent, _, env = pendulum_ppo
     # The two rollouts' observations are the first 128 the env emitted (reset + steps).
