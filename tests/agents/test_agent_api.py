@@ -206,7 +206,7 @@ def test_save_load_round_trip_cartpole(cartpole_ppo, tmp_path):
     assert agent.num_timesteps == 128  # the original is untouched
 
 
-def test_reward_scaling_divides_by_the_std_of_the_discounted_returns():
+def test_reward_scaling_divides_by_the_std_of_the_discounted_returns(random_episode_ends):
     """`normalize_rewards`: each rollout's rewards are divided by the std of all discounted
     returns seen so far (valid steps only, reset at episode ends, carried across rollouts),
     then clipped to +/-10; recomputed here step by step over three rollouts of 3 envs."""
@@ -217,12 +217,7 @@ def test_reward_scaling_divides_by_the_std_of_the_discounted_returns():
     )
     agent._ensure_ready(gym.spaces.Box(-1, 1, (1,), np.float32), gym.spaces.Discrete(2), 0)
     agent._return_tracker = np.zeros(n_envs)
-    done = np.zeros((3 * n_steps, n_envs), bool)
-    for j in range(n_envs):
-        t = int(rng.integers(0, 5))
-        while t < len(done):
-            done[t, j] = True
-            t += int(rng.integers(2, 12))
+    done = random_episode_ends(rng, 3 * n_steps, n_envs, max_first=5, gaps=(2, 12))
     valid = ~np.concatenate([np.zeros((1, n_envs), bool), done[:-1]])
     rewards = np.where(valid, rng.normal(0.0, 3.0, done.shape), 0.0).astype(np.float32)
     terminated = done & (rng.random(done.shape) < 0.5)

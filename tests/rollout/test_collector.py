@@ -269,17 +269,12 @@ def reference_episodes(rollouts, n_envs):
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_episode_bookkeeping_matches_a_step_by_step_reference(seed):
+def test_episode_bookkeeping_matches_a_step_by_step_reference(seed, random_episode_ends):
     """Random ends (never two in a row: a reset row follows each end) over consecutive
     rollouts of 3 envs; episodes may span rollouts and end on a rollout's last row."""
     rng = np.random.default_rng(seed)
     n_envs, n_steps = 3, 17
-    done_all = np.zeros((4 * n_steps, n_envs), bool)
-    for j in range(n_envs):
-        t = int(rng.integers(0, 6))
-        while t < len(done_all):
-            done_all[t, j] = True
-            t += int(rng.integers(2, 9))
+    done_all = random_episode_ends(rng, 4 * n_steps, n_envs, max_first=6, gaps=(2, 9))
     rewards_all = rng.normal(size=done_all.shape).astype(np.float32)
     rollouts = [
         (rewards_all[k : k + n_steps], done_all[k : k + n_steps])
