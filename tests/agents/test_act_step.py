@@ -70,6 +70,24 @@ def test_gaussian_act_is_mean_plus_std_times_noise_with_its_log_density():
         np.testing.assert_allclose(logp, density.sum(-1), atol=1e-4)
 
 
+def test_act_follows_weights_assigned_after_its_first_call():
+    """The per-step call takes the variables' handles once; assignments must show through."""
+    agent, _ = built("trpo", "Pendulum-v1", n_envs=2)
+    rng = np.random.default_rng(2)
+    obs = rng.normal(size=(2, 3)).astype(np.float32)
+    list(fed_rollout(agent, obs[None], np.zeros((1, 2, 1), np.float32)))
+    agent.set_weights([rng.normal(size=w.shape) for w in agent.get_weights()])
+    # A rollout of another length reshapes the noise buffer too.
+    noise = rng.normal(size=(3, 2, 1)).astype(np.float32)
+    for t, (action, logp, value) in fed_rollout(agent, np.stack([obs] * 3), noise):
+        mean = numpy_forward(agent.policy_torso, agent.policy_head.dense, obs)
+        std = np.exp(agent.policy_head.log_std.numpy())
+        np.testing.assert_allclose(action, mean + std * noise[t], rtol=1e-4, atol=1e-4)
+        expected_value = numpy_forward(agent.value_torso, agent.value_head, obs)[:, 0]
+        np.testing.assert_allclose(value, expected_value, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(agent.value_of(obs), expected_value, rtol=1e-4, atol=1e-4)
+
+
 def test_start_rollout_rewinds_to_the_first_row():
     agent, _ = built("ppo", "CartPole-v1", n_envs=1)
     obs = np.zeros((1, 4), np.float32)
