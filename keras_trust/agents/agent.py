@@ -477,8 +477,9 @@ class Agent(keras.Model):
             if name in inference:
                 body, signature, jit = inference[name]
                 fn = flat_caller(
-                    tf.function(body, input_signature=signature, jit_compile=jit)
-                    .get_concrete_function()
+                    tf.function(
+                        body, input_signature=signature, jit_compile=jit
+                    ).get_concrete_function()
                 )
             else:
                 fn = tf.function(self._train)

@@ -79,7 +79,7 @@ def test_act_follows_weights_assigned_after_its_first_call():
     agent.set_weights([rng.normal(size=w.shape) for w in agent.get_weights()])
     # A rollout of another length reshapes the noise buffer too.
     noise = rng.normal(size=(3, 2, 1)).astype(np.float32)
-    for t, (action, logp, value) in fed_rollout(agent, np.stack([obs] * 3), noise):
+    for t, (action, _, value) in fed_rollout(agent, np.stack([obs] * 3), noise):
         mean = numpy_forward(agent.policy_torso, agent.policy_head.dense, obs)
         std = np.exp(agent.policy_head.log_std.numpy())
         np.testing.assert_allclose(action, mean + std * noise[t], rtol=1e-4, atol=1e-4)
