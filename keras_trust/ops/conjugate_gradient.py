@@ -6,7 +6,7 @@ from keras_trust._graph import straight_line
 
 
 @straight_line
-def conjugate_gradient(matvec, b, max_iters=10, tol=1e-10):
+def conjugate_gradient(matvec, b, max_iters=10, tol=1e-10, return_residual=False):
     """Approximately solves `A x = b` for symmetric positive-definite `A`.
 
     Runs at most `max_iters` iterations and stops early once the squared residual
@@ -18,9 +18,13 @@ def conjugate_gradient(matvec, b, max_iters=10, tol=1e-10):
         b: 1-D tensor, the right-hand side.
         max_iters: maximum number of iterations. Defaults to `10`.
         tol: tolerance on the squared residual norm. Defaults to `1e-10`.
+        return_residual: also return the residual `r = b - A x`, as CG keeps it (by
+            its recurrence, so no extra matvec). Then `A x = b - r`: TRPO's step length
+            needs `x^T A x`, which costs one more Fisher-vector product otherwise.
+            Defaults to `False`.
 
     Returns:
-        The 1-D tensor `x`, starting from `x = 0`.
+        The 1-D tensor `x`, starting from `x = 0`; `(x, r)` if `return_residual`.
 
     Example:
     >>> A = tf.constant([[4.0, 1.0], [1.0, 3.0]])
@@ -49,5 +53,5 @@ def conjugate_gradient(matvec, b, max_iters=10, tol=1e-10):
         p = r + (rr_new / rr) * p
         return i + 1, x, r, p, rr_new
 
-    _, x, _, _, _ = tf.while_loop(cond, body, (tf.constant(0), x, r, p, rr))
-    return x
+    _, x, r, _, _ = tf.while_loop(cond, body, (tf.constant(0), x, r, p, rr))
+    return (x, r) if return_residual else x

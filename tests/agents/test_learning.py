@@ -18,7 +18,12 @@ Seeds: each test uses seed 0. With seeds 0-5, the preset's final deterministic r
 
 - CartPole ppo (61,440 steps): 500 for all six seeds.
 - CartPole ppo_kl (90,112 steps): 500, 500, 500, 500, 500, 494.7.
-- CartPole trpo (99,328 steps, max_kl 0.02): 500 for all six.
+- CartPole trpo (99,328 steps, max_kl 0.05, cg_damping 0.1), seeds 0-11: 500, 500, 500,
+  498.2, 497.8, 356.2, 500, 500, 500, 500, 441.7, 500 (seeds 5 and 10 fail). The earlier
+  preset (max_kl 0.02, cg_damping 0.001) gave 500 for seeds 0-5 until the step length
+  came from CG's residual (same math, other rounding): then 451.2 and 309.8 for seeds 0
+  and 1. Sweeps over max_kl, damping, GAE lambda, envs and critic epochs (12 seeds each)
+  found no setting that passes every seed within 100k steps.
 - CartPole npg (124,928 steps): 500, 500, 500, 500, 433.2, 326.8 (seeds 4 and 5 fail).
 - Pendulum ppo (131,072 steps): -212.6, -184.7, -236.7, -233.1, -234.2, -236.1.
 - Pendulum trpo (200,704 steps): -217.9, -203.9, -202.5, -216.3, -184.9, -203.4.

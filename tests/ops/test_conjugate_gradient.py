@@ -55,6 +55,20 @@ def test_inside_tf_function():
     np.testing.assert_allclose(solve(tf.constant(b)).numpy(), np.linalg.solve(a, b), rtol=1e-8)
 
 
+@pytest.mark.parametrize("iters", [1, 3, 10])
+def test_returned_residual_is_b_minus_a_x_and_gives_the_quadratic_form(iters):
+    """Stopped early too: the recurrence's r is b - A x, so x^T (b - r) = x^T A x."""
+    rng = np.random.default_rng(iters)
+    a = random_spd(rng, 10, 0.5, 20.0)
+    b = rng.normal(size=10)
+    matvec = CountingMatvec(a)
+    x, r = kt.ops.conjugate_gradient(matvec, tf.constant(b), iters, 0.0, return_residual=True)
+    assert matvec.calls == iters
+    x = x.numpy()
+    np.testing.assert_allclose(r.numpy(), b - a @ x, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(x @ (b - r.numpy()), x @ a @ x, rtol=1e-10)
+
+
 def test_stops_after_k_iterations_for_k_distinct_eigenvalues():
     """In exact arithmetic CG terminates in as many steps as A has distinct eigenvalues."""
     rng = np.random.default_rng(11)
