@@ -128,6 +128,11 @@ def sb3_kwargs(algo, preset, kl_terms=1):
                 "preset does not, so the two steps differ in length",
                 file=sys.stderr,
             )
+        if preset["value_optimizer"].get("epsilon") != 1e-5:
+            print(
+                "note: sb3-contrib's critic Adam uses eps=1e-5; this preset's does not",
+                file=sys.stderr,
+            )
         kwargs.update(
             n_critic_updates=a.get("value_epochs", 10),
             target_kl=opt.get("max_kl", 0.01) / kl_terms,

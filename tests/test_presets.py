@@ -2,9 +2,11 @@
 are the published settings they claim to be."""
 
 import gymnasium as gym
+import keras
 import numpy as np
 import pytest
 
+import keras_trust as kt
 from keras_trust import presets
 
 ISSUE_ENVS = [
@@ -47,3 +49,23 @@ def test_mujoco_ppo_presets_are_the_ppo_papers_settings(env_id):
     assert p["optimizer"] == {"name": "adam", "learning_rate": 3e-4, "epsilon": 1e-5}
     assert a["normalize_observations"] and a["normalize_rewards"]
     assert p["total_timesteps"] == 1_000_000
+
+
+@pytest.mark.parametrize("env_id", ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"])
+def test_mujoco_trpo_presets_are_rl_zoos_settings_in_our_kl_units(env_id):
+    # rl-baselines3-zoo's sb3-contrib TRPO on MuJoCo: 2 envs x 1024 steps, target_kl 0.01,
+    # cg_damping 0.1 (per action dimension there: times d here), 25 CG iterations, 20
+    # critic epochs of 128, and SB3's critic Adam (lr 1e-3, eps 1e-5).
+    p = presets.get_preset("trpo", env_id)
+    d = gym.spec(env_id).make().action_space.shape[0]
+    a, opt = p["agent"], p["optimizer"]
+    assert (a["n_envs"], a["n_steps"], a["batch_size"], a["value_epochs"]) == (2, 1024, 128, 20)
+    assert opt["max_kl"] == pytest.approx(0.01 * d) and opt["cg_damping"] == pytest.approx(0.1 * d)
+    assert opt["cg_iters"] == 25 and opt["damped_step_length"]
+    assert p["value_optimizer"] == {"name": "adam", "learning_rate": 1e-3, "epsilon": 1e-5}
+
+
+def test_trpo_default_critic_optimizer_is_sb3_contribs():
+    opt = kt.TRPO()._default_value_optimizer()
+    assert isinstance(opt, keras.optimizers.Adam)
+    assert float(opt.learning_rate) == pytest.approx(1e-3) and opt.epsilon == 1e-5

@@ -17,8 +17,8 @@ class TRPO(Agent):
     Each epoch collects `n_envs * n_steps` steps; the policy takes one trust-region
     step on the whole rollout, maximizing `mean(ratio * advantage)` subject to
     `mean KL(pi_old || pi) <= max_kl`; then the critic is regressed on the GAE returns
-    for `value_epochs` passes of minibatches by `value_optimizer` (Adam 1e-3 by
-    default). All of it is one compiled call. `compile(optimizer=
+    for `value_epochs` passes of minibatches by `value_optimizer` (Adam 1e-3, epsilon
+    1e-5, by default). All of it is one compiled call. `compile(optimizer=
     kt.optimizers.NaturalGradient(max_kl=...))` makes it natural policy gradient (NPG).
     Defaults follow sb3-contrib's TRPO (15 CG iterations, damping 0.1, 10 line-search
     steps shrinking by 0.8).
@@ -69,7 +69,8 @@ class TRPO(Agent):
         return TrustRegion(max_kl=0.01, cg_iters=15)
 
     def _default_value_optimizer(self):
-        return keras.optimizers.Adam(learning_rate=1e-3)
+        # sb3-contrib's critic Adam: SB3's ActorCriticPolicy sets eps=1e-5 (Keras: 1e-7).
+        return keras.optimizers.Adam(learning_rate=1e-3, epsilon=1e-5)
 
     def _check_optimizers(self):
         if not isinstance(self.optimizer, CurvatureOptimizer):
