@@ -37,7 +37,7 @@ def flat_caller(concrete):
 
     `concrete(x)` binds `x` to the traced signature (inspect-style binding, a type check
     and a cast per argument, the captured variables collected anew) before it runs the
-    graph: ~35 of the ~70 us that one call of the per-env-step act function costs
+    graph: ~30 of the ~72 us that one call of the per-env-step act function costs
     (`benchmarks/bench_act.py`). The rollout always passes the same kinds of tensors, so
     this calls the graph (`concrete.inference_fn`, the `tf.types.experimental.
     AtomicFunction` that `concrete` itself runs) with the tensors and the captured

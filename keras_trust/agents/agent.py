@@ -458,11 +458,11 @@ class Agent(keras.Model):
 
         The inference ones are concrete functions called through `flat_caller` (tensors
         in, a list of tensors out): a polymorphic `tf.function` spends ~130 us of Python
-        per call on dispatch, a concrete one ~60 us, its graph called directly ~25 us. The
-        rollout's
-        ones (`act`, `value`) are also XLA-compiled (`compile(jit_compile=...)`), which
-        fuses the small networks into a few kernels; together that makes the per-env-step
-        call about 3x cheaper (`benchmarks/bench_act.py`); `value` shares `act`'s XLA
+        per call on dispatch, a concrete one ~60 us, its graph called directly ~25 us.
+        The rollout's ones (`act`, `value`) are also XLA-compiled (`compile(jit_compile=
+        ...)`), which fuses the small networks into a few kernels; together that makes
+        the per-env-step call about 7x cheaper (`benchmarks/bench_act.py`: 309 -> 43 us
+        per call); `value` shares `act`'s XLA
         numerics, so the bootstrap value matches the per-step ones. The update ("train")
         is a plain `tf.function` (XLA's CPU while-loops with gathers made it slower);
         PPO XLA-compiles only its minibatch step inside it (`_nested_function`).
