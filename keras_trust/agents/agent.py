@@ -462,10 +462,10 @@ class Agent(keras.Model):
         The rollout's ones (`act`, `value`) are also XLA-compiled (`compile(jit_compile=
         ...)`), which fuses the small networks into a few kernels; together that makes
         the per-env-step call about 7x cheaper (`benchmarks/bench_act.py`: 309 -> 43 us
-        per call); `value` shares `act`'s XLA
-        numerics, so the bootstrap value matches the per-step ones. The update ("train")
-        is a plain `tf.function` (XLA's CPU while-loops with gathers made it slower);
-        PPO XLA-compiles only its minibatch step inside it (`_nested_function`).
+        per call); `value` shares `act`'s XLA numerics, so the bootstrap value matches
+        the per-step ones. The update ("train") is a plain `tf.function` (XLA's CPU
+        while-loops with gathers made it slower); PPO XLA-compiles only its minibatch
+        step inside it (`_nested_function`).
         """
         fn = self._fns.get(name)
         if fn is None:
