@@ -57,7 +57,9 @@ def test_mujoco_trpo_presets_are_rl_zoos_settings_in_our_kl_units(env_id):
     # cg_damping 0.1 (per action dimension there: times d here), 25 CG iterations, 20
     # critic epochs of 128, and SB3's critic Adam (lr 1e-3, eps 1e-5).
     p = presets.get_preset("trpo", env_id)
-    d = gym.spec(env_id).make().action_space.shape[0]
+    env = gym.make(env_id)
+    d = env.action_space.shape[0]
+    env.close()
     a, opt = p["agent"], p["optimizer"]
     assert (a["n_envs"], a["n_steps"], a["batch_size"], a["value_epochs"]) == (2, 1024, 128, 20)
     assert opt["max_kl"] == pytest.approx(0.01 * d) and opt["cg_damping"] == pytest.approx(0.1 * d)
