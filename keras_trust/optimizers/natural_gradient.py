@@ -5,6 +5,11 @@ import tensorflow as tf
 
 from keras_trust._graph import straight_line
 from keras_trust.ops.flat import unflatten
+from keras_trust.optimizers.arguments import (
+    check_learning_rate_used,
+    check_optimizer_arguments,
+    drop_unused_learning_rate,
+)
 from keras_trust.optimizers.base import CurvatureOptimizer, all_finite
 
 
@@ -24,13 +29,16 @@ class NaturalGradient(CurvatureOptimizer):
     Args:
         max_kl: trust-region radius of the quadratic KL model, or `None` to use
             `learning_rate`. Defaults to `None`.
-        learning_rate: step size when `max_kl` is `None`. Defaults to `0.01`.
+        learning_rate: step size when `max_kl` is `None`. Defaults to `0.01`. Giving it
+            together with `max_kl` (which sets the step length) is a `ValueError`.
         cg_iters: conjugate-gradient iterations. Defaults to `10`.
         cg_damping: Tikhonov damping added to F. Defaults to `0.1`.
         fvp_method: `"forward_over_reverse"` or `"double_backprop"`.
         damped_step_length: scale to `max_kl` the damped quadratic model, as the
             reference TRPO code does (a shorter step). Defaults to `False`.
-        **kwargs: passed to `keras.optimizers.Optimizer` (e.g. `name`).
+        **kwargs: passed to `keras.optimizers.Optimizer` (e.g. `name`). Its clipping,
+            weight decay, EMA, gradient accumulation and loss scaling act in `apply()`,
+            which `minimize` never calls: setting them is a `ValueError`.
 
     Example:
     >>> w = keras.Variable([1.0, -1.0])
@@ -45,7 +53,7 @@ class NaturalGradient(CurvatureOptimizer):
     def __init__(
         self,
         max_kl=None,
-        learning_rate=0.01,
+        learning_rate=None,
         cg_iters=10,
         cg_damping=0.1,
         fvp_method="forward_over_reverse",
@@ -53,6 +61,10 @@ class NaturalGradient(CurvatureOptimizer):
         name="natural_gradient",
         **kwargs,
     ):
+        check_learning_rate_used("NaturalGradient", max_kl, learning_rate)
+        check_optimizer_arguments("NaturalGradient", kwargs)
+        if learning_rate is None:
+            learning_rate = 0.01  # the documented default; only a placeholder with max_kl
         super().__init__(
             max_kl,
             cg_iters,
@@ -63,6 +75,17 @@ class NaturalGradient(CurvatureOptimizer):
             damped_step_length=damped_step_length,
             **kwargs,
         )
+
+    def get_config(self):
+        config = super().get_config()
+        if self.max_kl is not None:
+            del config["learning_rate"]  # unused: the step length comes from max_kl
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # Configs written before get_config dropped the unused learning rate still hold one.
+        return super().from_config(drop_unused_learning_rate(config), custom_objects)
 
     @straight_line
     def _minimize_graph(self, loss_fn, var_list, kl_fn):

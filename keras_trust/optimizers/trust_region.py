@@ -6,6 +6,11 @@ import tensorflow as tf
 from keras_trust._graph import straight_line
 from keras_trust.ops.flat import unflatten
 from keras_trust.ops.line_search import backtracking_line_search
+from keras_trust.optimizers.arguments import (
+    check_learning_rate_used,
+    check_optimizer_arguments,
+    drop_unused_learning_rate,
+)
 from keras_trust.optimizers.base import CurvatureOptimizer, all_finite
 
 
@@ -32,7 +37,10 @@ class TrustRegion(CurvatureOptimizer):
             reference TRPO code does (Schulman's modular_rl, OpenAI baselines, Spinning
             Up, sb3-contrib): a shorter first step, and with equal settings the step
             those libraries take. Defaults to `False`.
-        **kwargs: passed to `keras.optimizers.Optimizer` (e.g. `name`).
+        **kwargs: passed to `keras.optimizers.Optimizer` (e.g. `name`). A
+            `learning_rate` is a `ValueError` (the step length comes from `max_kl`), and so
+            are clipping, weight decay, EMA, gradient accumulation and loss scaling, which
+            Keras applies in `apply()`, never called by `minimize`.
 
     Example:
     >>> w = keras.Variable([1.0, -1.0])
@@ -66,12 +74,14 @@ class TrustRegion(CurvatureOptimizer):
             raise ValueError(
                 f"backtrack_iters must be >= 1. Received: backtrack_iters={backtrack_iters}"
             )
-        kwargs.setdefault("learning_rate", 1.0)  # unused: the step length comes from max_kl
+        check_learning_rate_used("TrustRegion", max_kl, kwargs.pop("learning_rate", None))
+        check_optimizer_arguments("TrustRegion", kwargs)
         super().__init__(
             max_kl,
             cg_iters,
             cg_damping,
             fvp_method,
+            learning_rate=1.0,  # Keras requires one; unused, the step length comes from max_kl
             name=name,
             damped_step_length=damped_step_length,
             **kwargs,
@@ -111,4 +121,11 @@ class TrustRegion(CurvatureOptimizer):
 
     def get_config(self):
         config = {"backtrack_iters": self.backtrack_iters, "backtrack_coeff": self.backtrack_coeff}
-        return {**super().get_config(), **config}
+        base_config = super().get_config()
+        del base_config["learning_rate"]  # unused: the step length comes from max_kl
+        return {**base_config, **config}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # Configs written before get_config dropped the unused learning rate still hold one.
+        return super().from_config(drop_unused_learning_rate(config), custom_objects)
