@@ -16,19 +16,18 @@ from keras_trust._backend import check_backend
 
 check_backend()
 
-from keras_trust._graph import single_threaded_xla_cpu  # noqa: E402
-
-single_threaded_xla_cpu()
-
 from keras_trust import (  # noqa: E402
     callbacks,
     distributed,
     distributions,
     layers,
+    networks,
     ops,
     optimizers,
+    performance,
     presets,
     rollout,
+    supervised,
 )
 from keras_trust.agents import PPO, TRPO, Agent, load_agent  # noqa: E402
 
@@ -42,8 +41,11 @@ __all__ = [
     "distributions",
     "layers",
     "load_agent",
+    "networks",
     "ops",
     "optimizers",
+    "performance",
     "presets",
     "rollout",
+    "supervised",
 ]

@@ -53,7 +53,7 @@ def export(agent, filepath, format: str = "saved_model") -> None:
 
 
 def _observation_spec(agent):
-    return tf.TensorSpec((None, *agent._obs_shape), tf.float32, name=INPUT_NAME)
+    return tf.TensorSpec((None, *agent.obs_shape), tf.float32, name=INPUT_NAME)
 
 
 def export_saved_model(agent, filepath) -> None:
@@ -69,7 +69,7 @@ def export_saved_model(agent, filepath) -> None:
     archive.track(agent)
 
     def action(observation):
-        return agent._deterministic_action(observation)
+        return agent.deterministic_action(observation)
 
     def value(observation):
         v = agent.value_estimate(observation)
@@ -87,7 +87,7 @@ def _action_function(agent):
 
     @tf.function(input_signature=[_observation_spec(agent)])
     def action(observation):
-        return agent._deterministic_action(observation)
+        return agent.deterministic_action(observation)
 
     return action
 

@@ -56,7 +56,7 @@ def case(request):
     agent.fit(env_id, 64, verbose=0, seed=0)
     rng = np.random.default_rng(1)
     _spread_out(agent, rng)
-    obs = rng.normal(0.0, 2.0, (64, *agent._obs_shape)).astype(np.float32)
+    obs = rng.normal(0.0, 2.0, (64, *agent.obs_shape)).astype(np.float32)
     expected = _numpy_policy(agent, obs)
     # The agent itself matches the independent computation ...
     np.testing.assert_allclose(agent.predict(obs), expected, rtol=1e-5, atol=1e-5)

@@ -3,20 +3,12 @@
 import keras
 import tensorflow as tf
 
-from keras_trust import distributions as dists
-from keras_trust._graph import straight_line
-from keras_trust.agents.agent import (
-    Agent,
-    _check,
-    _unique,
-    normalize_advantages,
-    rollback,
-    shuffled_indices,
-    snapshot,
-    weighted_mean,
-)
+from keras_trust.agents.agent import Agent
+from keras_trust.agents.validation import require
 from keras_trust.layers.kl_penalty import KLPenalty
-from keras_trust.optimizers.base import CurvatureOptimizer, all_finite
+from keras_trust.ops.state import all_finite, rollback, snapshot, unique
+from keras_trust.ops.statistics import normalize_advantages, shuffled_indices, weighted_mean
+from keras_trust.optimizers.base import CurvatureOptimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_trust")
@@ -81,29 +73,29 @@ class PPO(Agent):
             normalize_rewards=normalize_rewards,
             **kwargs,
         )
-        _check(
+        require(
             isinstance(epochs, int) and epochs >= 1,
             f"epochs must be a positive integer. Received: epochs={epochs!r}",
         )
-        _check(
+        require(
             clip_ratio is None or clip_ratio > 0,
             f"clip_ratio must be > 0 (or None). Received: clip_ratio={clip_ratio}",
         )
-        _check(
+        require(
             kl_penalty is None or isinstance(kl_penalty, KLPenalty),
             f"kl_penalty must be a kt.layers.KLPenalty or None. Received: {kl_penalty!r}",
         )
-        _check(
+        require(
             clip_ratio is not None or kl_penalty is not None,
             "PPO needs clip_ratio, kl_penalty or both; both are None.",
         )
-        _check(
+        require(
             target_kl is None or target_kl > 0,
             f"target_kl must be > 0 (or None). Received: target_kl={target_kl}",
         )
-        _check(ent_coef >= 0, f"ent_coef must be >= 0. Received: ent_coef={ent_coef}")
-        _check(vf_coef >= 0, f"vf_coef must be >= 0. Received: vf_coef={vf_coef}")
-        _check(
+        require(ent_coef >= 0, f"ent_coef must be >= 0. Received: ent_coef={ent_coef}")
+        require(vf_coef >= 0, f"vf_coef must be >= 0. Received: vf_coef={vf_coef}")
+        require(
             max_grad_norm is None or max_grad_norm > 0,
             f"max_grad_norm must be > 0 (or None). Received: max_grad_norm={max_grad_norm}",
         )
@@ -129,15 +121,13 @@ class PPO(Agent):
                 "PPO trains policy and critic with one optimizer: pass only `optimizer`."
             )
 
-    @straight_line
     def _optimizer_variables(self):
-        return _unique(self.policy_variables + self.value_variables)
+        return unique(self.policy_variables + self.value_variables)
 
-    @straight_line
     def _ppo_losses(self, obs, actions, log_probs, advantages, returns, weights, old_params):
         params = self.policy_params(obs)
-        dist = dists.make_distribution(self.distribution, params)
-        log_ratio = dist.log_prob(actions) - log_probs
+        dist = self.action_distribution
+        log_ratio = dist.log_prob(params, actions) - log_probs
         ratio = tf.exp(log_ratio)
         if self.normalize_advantage:
             advantages = normalize_advantages(advantages, weights)
@@ -153,9 +143,9 @@ class PPO(Agent):
         stats["policy_loss"] = policy_loss
         if self.kl_penalty is not None:
             policy_loss += self.kl_penalty.penalty(
-                self.kl_penalty.mean_kl(old_params, params, weights)
+                weighted_mean(dist.kl(old_params, params), weights)
             )
-        entropy = weighted_mean(dist.entropy(), weights)
+        entropy = weighted_mean(dist.entropy(params), weights)
         value_loss = weighted_mean(tf.square(returns - self.value_estimate(obs)), weights)
         loss = policy_loss - self.ent_coef * entropy + self.vf_coef * value_loss
         stats.update(
@@ -184,8 +174,11 @@ class PPO(Agent):
             # As in SB3: a minibatch already past 1.5 * target_kl ends the update before
             # its own step is applied.
             stop = stop | (stats["approx_kl"] > 1.5 * self.target_kl)
-        if not stop:
+
+        def apply():
             self.optimizer.apply(grads, variables)
+
+        tf.cond(tf.logical_not(stop), apply, lambda: None)
         return stats, ok, stop
 
     def _train(self, obs, actions, log_probs, advantages, returns, weights, seed):
@@ -202,31 +195,43 @@ class PPO(Agent):
         names = ("policy_loss", "value_loss", "entropy", "loss", "approx_kl")
         if self.clip_ratio is not None:
             names += ("clip_fraction",)
-        sums = {k: tf.constant(0.0) for k in names}
-        count = tf.constant(0.0)
-        bad = tf.constant(False)
-        stop = tf.constant(False)
-        epoch = tf.constant(0)
-        while epoch < self.epochs and not stop:
+        mb_size = self.batch_size
+
+        def minibatch(perm, epoch, b, sums, count, bad, stop):
+            idx = tf.slice(perm, [b * mb_size], [mb_size])
+            mb = [
+                tf.gather(t, idx) for t in (obs, actions, log_probs, advantages, returns, weights)
+            ]
+            mb_old = [tf.gather(p, idx) for p in old_params]
+            stats, ok, stop = minibatch_step(mb, mb_old)
+            sums = {k: sums[k] + stats[k] for k in names}
+            return perm, epoch, b + 1, sums, count + 1.0, bad | ~ok, stop
+
+        def epoch_body(epoch, sums, count, bad, stop):
             perm = shuffled_indices(n, seed, epoch)
-            b = tf.constant(0)
-            while b < n_batches and not stop:
-                idx = perm[b * self.batch_size : (b + 1) * self.batch_size]
-                mb = [
-                    tf.gather(t, idx)
-                    for t in (obs, actions, log_probs, advantages, returns, weights)
-                ]
-                mb_old = [tf.gather(p, idx) for p in old_params]
-                stats, ok, stop = minibatch_step(mb, mb_old)
-                bad = bad | ~ok
-                sums = {k: sums[k] + stats[k] for k in names}
-                count += 1.0
-                b += 1
-            epoch += 1
+            _, _, _, sums, count, bad, stop = tf.while_loop(
+                lambda perm, epoch, b, sums, count, bad, stop: (b < n_batches) & ~stop,
+                minibatch,
+                (perm, epoch, tf.constant(0), sums, count, bad, stop),
+            )
+            return epoch + 1, sums, count, bad, stop
+
+        # Epochs of shuffled minibatches, until done or a minibatch says stop.
+        epoch, sums, count, bad, stop = tf.while_loop(
+            lambda epoch, sums, count, bad, stop: (epoch < self.epochs) & ~stop,
+            epoch_body,
+            (
+                tf.constant(0),
+                {k: tf.constant(0.0) for k in names},
+                tf.constant(0.0),
+                tf.constant(False),
+                tf.constant(False),
+            ),
+        )
         rollback(state, saved, bad)
         logs = {k: sums[k] / tf.maximum(count, 1.0) for k in names}
         new_params = self.policy_params(obs)
-        kl = weighted_mean(dists.kl_divergence(self.distribution, old_params, new_params), weights)
+        kl = weighted_mean(self.action_distribution.kl(old_params, new_params), weights)
         logs["kl"] = kl
         logs["epochs_run"] = tf.cast(epoch, tf.float32)
         if self.kl_penalty is not None:

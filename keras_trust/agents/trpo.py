@@ -3,9 +3,10 @@
 import keras
 import tensorflow as tf
 
-from keras_trust import distributions as dists
-from keras_trust._graph import straight_line
-from keras_trust.agents.agent import Agent, _check, normalize_advantages, weighted_mean
+from keras_trust.agents.agent import Agent
+from keras_trust.agents.critic import fit_critic
+from keras_trust.agents.validation import require
+from keras_trust.ops.statistics import normalize_advantages, weighted_mean
 from keras_trust.optimizers.base import CurvatureOptimizer
 from keras_trust.optimizers.trust_region import TrustRegion
 
@@ -59,7 +60,7 @@ class TRPO(Agent):
             normalize_rewards=normalize_rewards,
             **kwargs,
         )
-        _check(
+        require(
             isinstance(value_epochs, int) and value_epochs >= 1,
             f"value_epochs must be a positive integer. Received: value_epochs={value_epochs!r}",
         )
@@ -81,31 +82,31 @@ class TRPO(Agent):
         if isinstance(self.value_optimizer, CurvatureOptimizer):
             raise ValueError("TRPO's value_optimizer must be a first-order optimizer (e.g. Adam).")
 
-    @straight_line
     def _train(self, obs, actions, log_probs, advantages, returns, weights, seed):
         if self.normalize_advantage:
             advantages = normalize_advantages(advantages, weights)
+        dist = self.action_distribution
         old_params = [tf.stop_gradient(p) for p in self.policy_params(obs)]
 
         def loss_fn():
-            dist = dists.make_distribution(self.distribution, self.policy_params(obs))
-            ratio = tf.exp(dist.log_prob(actions) - log_probs)
+            ratio = tf.exp(dist.log_prob(self.policy_params(obs), actions) - log_probs)
             return -weighted_mean(ratio * advantages, weights)
 
         def kl_fn():
-            kl = dists.kl_divergence(self.distribution, old_params, self.policy_params(obs))
-            return weighted_mean(kl, weights)
+            return weighted_mean(dist.kl(old_params, self.policy_params(obs)), weights)
 
         info = self.optimizer.minimize(loss_fn, self.policy_variables, kl_fn)
-        dist = dists.make_distribution(self.distribution, self.policy_params(obs))
-        value_loss, value_bad = self._value_epochs(
+        entropy = weighted_mean(dist.entropy(self.policy_params(obs)), weights)
+        value_loss, value_bad = fit_critic(
+            self.value_estimate,
             obs,
             returns,
             weights,
             seed,
             self.value_epochs,
+            self.batch_size,
             self.value_optimizer,
-            self.value_variables,
+            self._value_optimizer_variables(),
         )
         policy_bad = ~(tf.math.is_finite(info["loss_before"]) & tf.math.is_finite(info["kl"]))
         policy_loss = tf.cast(info["loss_after"], tf.float32)
@@ -113,12 +114,23 @@ class TRPO(Agent):
             "policy_loss": policy_loss,
             "value_loss": value_loss,
             "loss": policy_loss + value_loss,
-            "entropy": weighted_mean(dist.entropy(), weights),
+            "entropy": entropy,
             "kl": tf.cast(info["kl"], tf.float32),
             "accepted": tf.cast(info["accepted"], tf.float32),
             "backtracks": tf.cast(info["backtracks"], tf.float32),
             "nonfinite": tf.cast(policy_bad | value_bad, tf.float32),
         }
+
+    def _value_optimizer_variables(self):
+        """The critic's variables less any it shares with the policy.
+
+        The trust-region step bounds the policy's move; were the critic's epochs to move
+        a torso shared with the policy afterwards, the policy would leave the trust
+        region unmeasured. A shared torso is therefore trained by the policy step only,
+        and the critic fits its own layers (at least its head) on those features.
+        """
+        policy = {id(v) for v in self.policy_variables}
+        return [v for v in self.value_variables if id(v) not in policy]
 
     def get_config(self):
         return {**super().get_config(), "value_epochs": self.value_epochs}

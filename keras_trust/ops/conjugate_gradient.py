@@ -2,10 +2,7 @@
 
 import tensorflow as tf
 
-from keras_trust._graph import straight_line
 
-
-@straight_line
 def conjugate_gradient(matvec, b, max_iters=10, tol=1e-10, return_residual=False):
     """Approximately solves `A x = b` for symmetric positive-definite `A`.
 

@@ -2,14 +2,12 @@
 
 import tensorflow as tf
 
-from keras_trust._graph import straight_line
 from keras_trust.ops.flat import tf_variables
 
 _ZERO = tf.UnconnectedGradients.ZERO
 METHODS = ("forward_over_reverse", "double_backprop")
 
 
-@straight_line
 def fisher_vector_product(kl_fn, variables, vector, damping=0.0, method="forward_over_reverse"):
     """Returns `(H + damping * I) @ vector`, H the Hessian of `kl_fn` at `variables`.
 

@@ -2,16 +2,12 @@
 
 import tensorflow as tf
 
-from keras_trust._graph import straight_line
 
-
-@straight_line
 def _as_tf(x):
     """The tensor or `tf.Variable` behind a Keras variable (Keras 3 variables wrap one)."""
     return getattr(x, "value", x) if not isinstance(x, tf.Tensor | tf.Variable) else x
 
 
-@straight_line
 def flatten(tensors) -> tf.Tensor:
     """Concatenates tensors into a single 1-D tensor.
 
@@ -22,7 +18,6 @@ def flatten(tensors) -> tf.Tensor:
     return tf.concat([tf.reshape(_as_tf(t), [-1]) for t in tensors], axis=0)
 
 
-@straight_line
 def unflatten(vector: tf.Tensor, like) -> list[tf.Tensor]:
     """Splits a 1-D tensor into tensors shaped like `like` (tensors or variables).
 
@@ -36,7 +31,6 @@ def unflatten(vector: tf.Tensor, like) -> list[tf.Tensor]:
     return [tf.reshape(p, s) for p, s in zip(parts, shapes)]
 
 
-@straight_line
 def tf_variables(variables) -> list:
     """The `tf.Variable`s behind a list of Keras (or TensorFlow) variables."""
     return [_as_tf(v) for v in variables]

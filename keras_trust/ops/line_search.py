@@ -4,8 +4,6 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from keras_trust._graph import straight_line
-
 
 class LineSearchResult(NamedTuple):
     """Outcome of `backtracking_line_search`.
@@ -26,7 +24,6 @@ class LineSearchResult(NamedTuple):
     kl: tf.Tensor
 
 
-@straight_line
 def backtracking_line_search(evaluate, loss_before, max_kl, max_backtracks=10, coeff=0.8):
     """Shrinks a step until the loss improves and the KL stays within `max_kl`.
 

@@ -1,42 +1,25 @@
 """Shared machinery of the curvature optimizers: argument checks, compilation, the natural step."""
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from keras_trust._graph import straight_line
 from keras_trust.ops.conjugate_gradient import conjugate_gradient
 from keras_trust.ops.fisher import METHODS, fisher_vector_product
 from keras_trust.ops.flat import flatten, tf_variables, unflatten
+from keras_trust.ops.state import all_finite  # noqa: F401  (re-exported for subclasses)
 
 
-@straight_line
-def all_finite(*tensors) -> tf.Tensor:
-    """True when every element of every tensor is finite."""
-    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
+def _as_tensors(args):
+    """NumPy arrays and Python numbers in a nest -> tensors (graph inputs, not constants)."""
 
+    def convert(x):
+        if isinstance(x, tf.Tensor | tf.Variable):
+            return x
+        if isinstance(x, keras.Variable):
+            return x.value
+        return tf.convert_to_tensor(x)
 
-def _captured_tensors(fn) -> list:
-    """Tensors and arrays a function reads through its closure or global names.
-
-    Eager `minimize` traces the step once and reuses the graph, into which such tensors
-    are baked as constants. Keying the cache on them makes rebinding a name to a new
-    tensor (the usual "freeze pi_old" pattern) trigger a retrace instead of a stale step.
-    Data held in variables is read live and needs no retrace.
-    """
-    values = [
-        cell.cell_contents
-        for cell in (getattr(fn, "__closure__", None) or ())
-        if _cell_filled(cell)
-    ]
-    names = getattr(getattr(fn, "__code__", None), "co_names", ())
-    module = getattr(fn, "__globals__", {})
-    values += [module[n] for n in names if n in module]
-    kept = [v for v in values if isinstance(v, list | tuple | tf.Tensor | np.ndarray)]
-    leaves = [
-        leaf for v in kept for leaf in (tf.nest.flatten(v) if isinstance(v, list | tuple) else [v])
-    ]
-    return [v for v in leaves if isinstance(v, tf.Tensor | np.ndarray)]
+    return tf.nest.map_structure(convert, args)
 
 
 def _key(fn):
@@ -47,21 +30,15 @@ def _key(fn):
     return fn
 
 
-def _cell_filled(cell) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018
-    except ValueError:
-        return False
-    return True
-
-
 class CurvatureOptimizer(keras.optimizers.Optimizer):
     """Base of `NaturalGradient` and `TrustRegion`: steps preconditioned by the Fisher matrix.
 
     Subclasses implement `_minimize_graph(loss_fn, variables, kl_fn)`, written with TF ops
     only, so the whole step (gradient, conjugate gradient, scaling, line search) runs as
     one compiled graph. `minimize` calls it directly inside a `tf.function` (e.g. an
-    agent's compiled update) and through a cached `tf.function` when called eagerly.
+    agent's compiled update); eagerly, through a `tf.function` of `args` cached per
+    functions and variables, or (zero-argument form) eagerly, so that nothing a
+    function reads is ever frozen into a cached graph.
     """
 
     def __init__(
@@ -91,41 +68,79 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
         self.damped_step_length = bool(damped_step_length)
         self._compiled = {}
 
-    @straight_line
-    def minimize(self, loss_fn, var_list, kl_fn):
+    def minimize(self, loss_fn, var_list, kl_fn, args=None):
         """Takes one step on `var_list` to reduce `loss_fn()` under the metric of `kl_fn()`.
 
+        What changes from call to call must reach the functions at call time. Inside a
+        `tf.function` (e.g. an agent's compiled update) everything does. Eagerly:
+
+        - with `args`, `loss_fn(*args)` and `kl_fn(*args)` run in a graph traced once
+          per (functions, variables, structure/shapes/dtypes of `args`) and reused: a
+          Python loop passing new data of the same shapes does not retrace. NumPy
+          arrays and Python numbers in `args` become tensors, so their values are
+          inputs of the graph, never constants baked into it.
+        - without `args` (the zero-argument form), the step runs eagerly: the functions
+          see the current values of whatever they read (a rebound attribute, a dict, a
+          NumPy buffer changed in place, a Python float), at eager speed.
+
         Args:
-            loss_fn: zero-argument callable, scalar loss to minimize.
+            loss_fn: callable, scalar loss to minimize.
             var_list: list of Keras (or TensorFlow) variables to update.
-            kl_fn: zero-argument callable, scalar mean KL(pi_old || pi_theta), 0 at the
-                current variables; its Hessian is the Fisher metric.
+            kl_fn: callable, scalar mean KL(pi_old || pi_theta), 0 at the current
+                variables; its Hessian is the Fisher metric.
+            args: optional tuple of arguments (tensors, arrays, numbers, or nested
+                lists/dicts of them) passed to both functions. Defaults to `None`:
+                both take no argument.
 
         Returns:
             A dict of scalar tensors with at least `kl`, `loss_before`, `loss_after`,
             `accepted` and `backtracks`.
+
+        Example:
+        >>> w = keras.Variable([1.0, -1.0])
+        >>> opt = kt.optimizers.TrustRegion(max_kl=0.01)   # doctest: +SKIP
+        >>> for target in targets:                          # doctest: +SKIP
+        ...     old = tf.identity(w.value)
+        ...     opt.minimize(lambda old, t: tf.reduce_sum((w - t) ** 2), [w],
+        ...                  lambda old, t: 0.5 * tf.reduce_sum((w - old) ** 2),
+        ...                  args=(old, target))
         """
         var_list = list(var_list)
         if not var_list:
             raise ValueError("var_list is empty: nothing to optimize.")
         if not self.built:
             self.build(var_list)
+        if args is not None and not isinstance(args, tuple | list):
+            raise ValueError(
+                f"args must be a tuple (or list) of arguments. Received: {type(args).__name__}"
+            )
         if not tf.executing_eagerly():
+            if args is None:
+                return self._minimize_graph(loss_fn, var_list, kl_fn)
+            return self._minimize_graph(lambda: loss_fn(*args), var_list, lambda: kl_fn(*args))
+        if args is None:
             return self._minimize_graph(loss_fn, var_list, kl_fn)
-        captured = _captured_tensors(loss_fn) + _captured_tensors(kl_fn)
-        # Callables key by value: a bound method is a new object at every attribute access
-        # but compares equal (same __self__ and __func__), so it is traced once.
-        key = (_key(loss_fn), _key(kl_fn), tuple(map(id, var_list)), tuple(map(id, captured)))
+        return self._traced_step(loss_fn, var_list, kl_fn)(*_as_tensors(tuple(args)))
+
+    def _traced_step(self, loss_fn, var_list, kl_fn):
+        """The step as a `tf.function` of the arguments, cached per functions and variables.
+
+        Callables key by value: a bound method is a new object at every attribute access
+        but compares equal (same `__self__` and `__func__`), so it is traced once.
+        """
+        key = (_key(loss_fn), _key(kl_fn), tuple(map(id, var_list)))
         entry = self._compiled.get(key)
         if entry is None:
             if len(self._compiled) >= 8:
                 self._compiled.pop(next(iter(self._compiled)))
-            fn = tf.function(
-                lambda: self._minimize_graph(loss_fn, var_list, kl_fn), autograph=False
-            )
+
+            def step(*args):
+                return self._minimize_graph(lambda: loss_fn(*args), var_list, lambda: kl_fn(*args))
+
+            fn = tf.function(step, autograph=False, reduce_retracing=True)
             # Holding the objects keeps their ids from being reused while cached.
-            entry = self._compiled[key] = (fn, loss_fn, kl_fn, var_list, captured)
-        return entry[0]()
+            entry = self._compiled[key] = (fn, loss_fn, kl_fn, var_list)
+        return entry[0]
 
     def apply(self, grads, trainable_variables=None):
         raise NotImplementedError(
@@ -133,7 +148,6 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
             "`minimize(loss_fn, var_list, kl_fn)` instead of `apply`/`apply_gradients`."
         )
 
-    @straight_line
     def _natural_direction(self, loss_fn, tvars, kl_fn):
         """Loss, gradient, x = (F + damping I)^-1 g by CG, and x^T (F + damping I) x.
 
@@ -157,7 +171,6 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
         x, r = conjugate_gradient(matvec, g, self.cg_iters, return_residual=True)
         return loss, g, x, tf.tensordot(x, g - r, 1)
 
-    @straight_line
     def _max_kl_scale(self, x, xhx):
         """Scale c s.t. the quadratic KL of the step c x, 1/2 c^2 x^T F x, is max_kl.
 
@@ -169,18 +182,15 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
         """
         return tf.sqrt(2.0 * self.max_kl / self._quadratic_form(x, xhx, self.damped_step_length))
 
-    @straight_line
     def _quadratic_form(self, x, xhx, damped):
         """x^T (F + dI) x if `damped`, else x^T F x."""
         return xhx if damped else xhx - self.cg_damping * tf.tensordot(x, x, 1)
 
     @staticmethod
-    @straight_line
     def _assign(tvars, values):
         for v, value in zip(tvars, values):
             v.assign(value)
 
-    @straight_line
     def _begin(self, var_list):
         tvars = tf_variables(var_list)
         old = [tf.identity(v) for v in tvars]

@@ -3,7 +3,6 @@
 import keras
 import tensorflow as tf
 
-from keras_trust._graph import straight_line
 from keras_trust.ops.flat import unflatten
 from keras_trust.optimizers.arguments import (
     check_learning_rate_used,
@@ -87,7 +86,6 @@ class NaturalGradient(CurvatureOptimizer):
         # Configs written before get_config dropped the unused learning rate still hold one.
         return super().from_config(drop_unused_learning_rate(config), custom_objects)
 
-    @straight_line
     def _minimize_graph(self, loss_fn, var_list, kl_fn):
         tvars, old = self._begin(var_list)
         loss, g, x, xhx = self._natural_direction(loss_fn, tvars, kl_fn)

@@ -3,7 +3,6 @@
 import keras
 import tensorflow as tf
 
-from keras_trust._graph import straight_line
 from keras_trust.ops.flat import unflatten
 from keras_trust.ops.line_search import backtracking_line_search
 from keras_trust.optimizers.arguments import (
@@ -89,7 +88,6 @@ class TrustRegion(CurvatureOptimizer):
         self.backtrack_iters = int(backtrack_iters)
         self.backtrack_coeff = float(backtrack_coeff)
 
-    @straight_line
     def _minimize_graph(self, loss_fn, var_list, kl_fn):
         tvars, old = self._begin(var_list)
         loss, g, x, xhx = self._natural_direction(loss_fn, tvars, kl_fn)

@@ -49,8 +49,9 @@ class EnvRunner:
 
     def collect(self, agent, n_steps: int, iteration: int) -> Rollout:
         envs, n = self.envs, self.envs.num_envs
-        agent.start_rollout(agent.sampling_noise(n_steps, self.env_ids, iteration))
-        act, to_env, step = agent.act, agent.env_action_fn(), envs.step
+        policy = agent.acting
+        policy.start_rollout(policy.sampling_noise(agent.seed, n_steps, self.env_ids, iteration))
+        act, step = policy.act, envs.step
         obs_buf = np.empty((n_steps, n, *envs.single_observation_space.shape), np.float32)
         act_buf = None
         logp_buf = np.empty((n_steps, n), dtype=np.float32)
@@ -61,17 +62,17 @@ class EnvRunner:
         obs = self.obs
         for t in range(n_steps):
             obs_buf[t] = obs
-            action, logp_buf[t], val_buf[t] = act(obs_buf[t])
+            action, env_action, logp_buf[t], val_buf[t] = act(obs_buf[t])
             if act_buf is None:
                 act_buf = np.empty((n_steps, *action.shape), dtype=action.dtype)
             act_buf[t] = action
-            obs, rew_buf[t], term_buf[t], trunc_buf[t], _ = step(to_env(action))
+            obs, rew_buf[t], term_buf[t], trunc_buf[t], _ = step(env_action)
             if not (np.isfinite(rew_buf[t]).all() and np.isfinite(obs).all()):
                 self.steps += t + 1
                 self._raise_non_finite(obs, rew_buf[t])
         self.steps += n_steps
         self.obs = obs
-        val_buf[n_steps] = agent.value_of(obs)
+        val_buf[n_steps] = policy.value(obs)
         valid_buf, ep_returns, ep_lengths = self._episodes(rew_buf, term_buf | trunc_buf)
         return Rollout(
             obs_buf,

@@ -1,7 +1,6 @@
 """Turning what users pass as `env` into a gymnasium vector env, with faults named by index."""
 
 import gymnasium as gym
-import numpy as np
 
 
 class EnvError(RuntimeError):
@@ -124,9 +123,3 @@ def single_env(env):
     if callable(env):
         return _checked_env(env()), True
     raise ValueError(f"Cannot build an environment from {env!r}.")
-
-
-def action_offset(space):
-    """The `start` of Discrete/MultiDiscrete spaces (policies emit indices from 0)."""
-    start = getattr(space, "start", 0)
-    return None if np.all(np.asarray(start) == 0) else np.asarray(start)

@@ -1,6 +1,7 @@
 """The compiled per-step call `act`: its samples, log-probabilities and values, checked in numpy.
 
-`start_rollout(noise)` uploads a rollout's noise; each `act(obs)` must use the next row.
+`agent.acting.start_rollout(noise)` uploads a rollout's noise; each `act(obs)` must use the
+next row.
 Expected values are computed from the networks' parameters with numpy (log-softmax,
 Gumbel-max, the Gaussian density), independently of the XLA-compiled graph.
 """
@@ -37,9 +38,10 @@ def numpy_forward(torso, dense, x):
 
 def fed_rollout(agent, obs, noise):
     """Uploads `noise`, then yields `(t, act(obs[t]))` for each step of the rollout."""
-    agent.start_rollout(noise)
+    agent.acting.start_rollout(noise)
     for t in range(len(obs)):
-        yield t, agent.act(obs[t])
+        action, _, logp, value = agent.acting.act(obs[t])
+        yield t, (action, logp, value)
 
 
 @pytest.mark.parametrize("jit_compile", [True, False])
@@ -85,7 +87,7 @@ def test_act_follows_weights_assigned_after_its_first_call():
         np.testing.assert_allclose(action, mean + std * noise[t], rtol=1e-4, atol=1e-4)
         expected_value = numpy_forward(agent.value_torso, agent.value_head, obs)[:, 0]
         np.testing.assert_allclose(value, expected_value, rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(agent.value_of(obs), expected_value, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(agent.acting.value(obs), expected_value, rtol=1e-4, atol=1e-4)
 
 
 def test_start_rollout_rewinds_to_the_first_row():
@@ -95,10 +97,10 @@ def test_start_rollout_rewinds_to_the_first_row():
     # Row 0 forces action 0, row 1 forces action 1, whatever the logits.
     big = 100.0 + abs(logits).max()
     noise = np.array([[[big, -big]], [[-big, big]]], np.float32)
-    agent.start_rollout(noise)
-    assert [int(agent.act(obs)[0][0]) for _ in range(2)] == [0, 1]
-    agent.start_rollout(noise)
-    assert int(agent.act(obs)[0][0]) == 0
+    agent.acting.start_rollout(noise)
+    assert [int(agent.acting.act(obs)[0][0]) for _ in range(2)] == [0, 1]
+    agent.acting.start_rollout(noise)
+    assert int(agent.acting.act(obs)[0][0]) == 0
 
 
 def test_jit_compile_must_be_bool_or_auto():

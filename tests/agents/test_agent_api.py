@@ -216,7 +216,7 @@ def test_reward_scaling_divides_by_the_std_of_the_discounted_returns(random_epis
         n_envs=n_envs, n_steps=n_steps, gamma=gamma, normalize_rewards=True, hidden_sizes=(4,)
     )
     agent._ensure_ready(gym.spaces.Box(-1, 1, (1,), np.float32), gym.spaces.Discrete(2), 0)
-    agent._return_tracker = np.zeros(n_envs)
+    scaler = kt.rollout.RewardScaler(agent.reward_normalizer, gamma, n_envs)
     done = random_episode_ends(rng, 3 * n_steps, n_envs, max_first=5, gaps=(2, 12))
     valid = ~np.concatenate([np.zeros((1, n_envs), bool), done[:-1]])
     rewards = np.where(valid, rng.normal(0.0, 3.0, done.shape), 0.0).astype(np.float32)
@@ -244,7 +244,7 @@ def test_reward_scaling_divides_by_the_std_of_the_discounted_returns(random_epis
             [],
             np.zeros((n_envs, 1), np.float32),
         )
-        scaled = agent._scale_rewards(rollout)
+        scaled = scaler.scale(rollout)
         std = np.sqrt(np.var(seen) + 1e-8)
         assert float(agent.reward_normalizer.count.numpy()) == len(seen)
         np.testing.assert_allclose(
@@ -272,7 +272,7 @@ def test_normalizer_statistics_are_those_of_the_observed_data(pendulum_ppo):
     obs = np.array(env.observations[:4], np.float32)
     np.testing.assert_allclose(
         agent.predict_value(obs),
-        agent.value_of(obs) * np.sqrt(np.var(returns) + 1e-8),
+        agent.acting.value(obs) * np.sqrt(np.var(returns) + 1e-8),
         rtol=1e-5,
     )
 

@@ -300,35 +300,6 @@ def test_toy_quadratic_damped_step_length_by_hand():
     assert float(info["kl"]) == pytest.approx(0.02 / 1.5, rel=1e-12)
 
 
-class CountingLoss:
-    """loss/kl as bound methods; their Python bodies run only while being traced."""
-
-    def __init__(self):
-        self.w = keras.Variable(np.array([1.0, -1.0]), dtype="float64")
-        self.w_old = tf.constant([1.0, -1.0], tf.float64)
-        self.traces = 0
-
-    def loss(self):
-        self.traces += 1
-        return tf.reduce_sum(self.w**2)
-
-    def kl(self):
-        return 0.5 * tf.reduce_sum((self.w - self.w_old) ** 2)
-
-
-def test_bound_methods_are_compiled_once():
-    """Eager `minimize` caches its compiled step: passing the same bound methods again
-    (a fresh bound-method object on each `obj.loss` access) must not retrace."""
-    problem = CountingLoss()
-    opt = kt.optimizers.TrustRegion(max_kl=0.01)
-    opt.minimize(problem.loss, [problem.w], problem.kl)
-    traces = problem.traces
-    assert traces >= 1
-    for _ in range(3):
-        opt.minimize(problem.loss, [problem.w], problem.kl)
-    assert problem.traces == traces
-
-
 @pytest.mark.parametrize(
     "kwargs, name",
     [

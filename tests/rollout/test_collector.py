@@ -163,12 +163,12 @@ def test_truncated_step_is_bootstrapped_with_the_value_of_the_final_observation(
     # The reset row stores the final observation (4 steps taken), and values[t + 1] is
     # the critic's value of exactly that observation.
     assert r.observations[t + 1, 0, 0] == 4.0
-    final_value = agent.value_of(np.array([[4.0]], np.float32))[0]
-    first_value = agent.value_of(np.array([[0.0]], np.float32))[0]
+    final_value = agent.acting.value(np.array([[4.0]], np.float32))[0]
+    first_value = agent.acting.value(np.array([[0.0]], np.float32))[0]
     assert final_value != first_value  # the check below can tell them apart
     assert r.values[t + 1, 0] == pytest.approx(final_value, rel=1e-5, abs=1e-6)
     # Every row's value is V(its observation); the last row bootstraps V(obs after it).
-    expect = agent.value_of(np.concatenate([r.observations[:, 0], r.last_observations]))
+    expect = agent.acting.value(np.concatenate([r.observations[:, 0], r.last_observations]))
     np.testing.assert_allclose(r.values[:, 0], expect, rtol=1e-5, atol=1e-6)
     # The stored log-probabilities are those of the sampled actions under the policy.
     (logits,) = agent.policy_params(r.observations[:, 0])

@@ -1,0 +1,103 @@
+"""Saving agents atomically and loading them back (used by `Agent.save` and checkpoints).
+
+A `.keras` file is written to a temporary file in the same directory, flushed to disk
+and moved over the old one with `os.replace`, so a crash (even `kill -9`) at any moment
+leaves the previous file complete and loadable.
+"""
+
+import os
+import tempfile
+
+import keras
+
+
+def atomic_save(write, filepath, overwrite: bool = True) -> None:
+    """Calls `write(tmp_path)`, then moves the result to `filepath` atomically.
+
+    Args:
+        write: function writing a `.keras` file at the path it is given.
+        filepath: the destination; must end in `.keras`.
+        overwrite: replace an existing file. Defaults to `True`.
+    """
+    filepath = os.fspath(filepath)
+    if not filepath.endswith(".keras"):
+        raise ValueError(f"The file name must end in '.keras'. Received: {filepath!r}")
+    if os.path.exists(filepath) and not overwrite:
+        raise FileExistsError(filepath)
+    directory = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+        fsync_directory(directory)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def fsync_directory(directory) -> None:
+    """Makes a rename durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def serialize_optional(obj):
+    """`keras.saving.serialize_keras_object(obj)`, or None for None."""
+    return None if obj is None else keras.saving.serialize_keras_object(obj)
+
+
+def deserialize_optional(config):
+    """Inverse of `serialize_optional`."""
+    return None if config is None else keras.saving.deserialize_keras_object(config)
+
+
+def compile_config(agent):
+    """The agent's optimizers (with their state's shape) and jit setting, as JSON."""
+    if agent.optimizer is None:
+        return None
+    value_optimizer = agent.value_optimizer
+    return {
+        "optimizer": keras.optimizers.serialize(agent.optimizer),
+        "value_optimizer": None
+        if value_optimizer is None
+        else keras.optimizers.serialize(value_optimizer),
+        "jit_compile": bool(agent.jit_compile),
+    }
+
+
+def compile_arguments(config) -> dict:
+    """The `compile` arguments of a `compile_config`."""
+    value_optimizer = config["value_optimizer"]
+    return {
+        "optimizer": keras.optimizers.deserialize(config["optimizer"]),
+        "value_optimizer": None
+        if value_optimizer is None
+        else keras.optimizers.deserialize(value_optimizer),
+        "jit_compile": config.get("jit_compile", "auto"),
+    }
+
+
+def load_agent(filepath):
+    """Loads an agent saved by `agent.save`, in Keras safe mode (no arbitrary code).
+
+    The agent continues where it stopped: `fit` resumes the step counter, optimizer
+    state, normalization statistics and KL-penalty beta.
+    """
+    from keras_trust.agents.agent import Agent
+
+    model = keras.saving.load_model(os.fspath(filepath), safe_mode=True)
+    if not isinstance(model, Agent):
+        raise ValueError(f"{filepath} holds a {type(model).__name__}, not a keras_trust agent.")
+    return model
