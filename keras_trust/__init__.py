@@ -16,17 +16,15 @@ from keras_trust._backend import check_backend
 
 check_backend()
 
-from keras_trust._graph import single_threaded_xla_cpu  # noqa: E402
-
-single_threaded_xla_cpu()
-
 from keras_trust import (  # noqa: E402
     callbacks,
     distributed,
     distributions,
     layers,
+    networks,
     ops,
     optimizers,
+    performance,
     presets,
     rollout,
     supervised,
@@ -43,8 +41,10 @@ __all__ = [
     "distributions",
     "layers",
     "load_agent",
+    "networks",
     "ops",
     "optimizers",
+    "performance",
     "presets",
     "rollout",
     "supervised",
