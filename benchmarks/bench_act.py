@@ -32,17 +32,25 @@ def designs(agent, obs_dim, noise_shape):
 
     def act_with_noise(obs, noise):
         params = agent.policy_params(obs)
-        action = agent._sample(params, noise)
-        logp = kt.distributions.make_distribution(agent.distribution, params).log_prob(action)
-        return action, logp, agent.value_estimate(obs)
+        dist = agent.action_distribution
+        action = dist.sample(params, noise)
+        return (
+            action,
+            dist.env_action(action),
+            dist.log_prob(params, action),
+            agent.value_estimate(obs),
+        )
 
     poly = tf.function(act_with_noise, input_signature=[obs_spec, noise_spec])
     concrete = poly.get_concrete_function()
     xla = tf.function(
         act_with_noise, input_signature=[obs_spec, noise_spec], jit_compile=True
     ).get_concrete_function()
-    agent.start_rollout(np.zeros((10**6, 1, *noise_shape), np.float32))
-    in_graph = tf.function(agent._act, input_signature=[obs_spec], jit_compile=True)
+    policy = agent.acting
+    policy.start_rollout(np.zeros((10**6, 1, *noise_shape), np.float32))
+    in_graph = tf.function(
+        policy._act, input_signature=[obs_spec], jit_compile=True, autograph=False
+    )
     in_graph = in_graph.get_concrete_function()
     obs = np.zeros((1, obs_dim), np.float32)
     noise = np.zeros((1, *noise_shape), np.float32)
@@ -55,7 +63,7 @@ def designs(agent, obs_dim, noise_shape):
         "concrete(obs, noise)": lambda: numpy_out(concrete(obs, noise)),
         "concrete+XLA(obs, noise)": lambda: numpy_out(xla(obs, noise)),
         "concrete+XLA(obs), noise in graph": lambda: numpy_out(in_graph(tf.constant(obs))),
-        "keras_trust act(obs): the same graph called directly (flat_caller)": lambda: agent.act(
+        "keras_trust act(obs): the same graph called directly (flat_caller)": lambda: policy.act(
             obs
         ),
     }
@@ -105,7 +113,7 @@ def main():
         env = gym.make(env_id)
         agent = kt.PPO()
         agent._ensure_ready(env.observation_space, env.action_space, seed=0)
-        fns = designs(agent, env.observation_space.shape[0], agent._noise_spec())
+        fns = designs(agent, env.observation_space.shape[0], agent.action_distribution.noise_shape)
         sb3 = sb3_step(env_id)
         if sb3 is not None:
             fns["SB3 policy forward (torch, no_grad)"] = sb3

@@ -72,7 +72,7 @@ def main():
         agent = kt.TRPO(n_envs=1, n_steps=2048, batch_size=128, value_epochs=20)
         agent.compile(optimizer=kt.optimizers.TrustRegion(cg_iters=25, **kwargs))
         agent._ensure_ready(venv.observation_space, venv.action_space, seed=0)
-        agents[name] = (agent, tf.function(agent._train))
+        agents[name] = (agent, tf.function(agent._train, autograph=False))
 
     def dense(model):
         return [layer for layer in model.layers if hasattr(layer, "kernel")]

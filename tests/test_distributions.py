@@ -327,3 +327,43 @@ def test_heads_respect_their_dtype_policy(kind):
     outputs = head64(tf.zeros((2, 5), tf.float64))
     assert [w.dtype for w in head64.weights] == ["float64"] * len(head64.weights)
     assert all(o.dtype == tf.float64 for o in outputs)
+
+
+def test_distribution_objects_sample_mode_and_env_action_against_numpy():
+    """Each kind's `sample` from given noise, `mode` and env mapping, in NumPy."""
+    rng = np.random.default_rng(3)
+    # Discrete with start: Gumbel-max, then the offset.
+    cat = dists.for_space(gym.spaces.Discrete(4, start=2))
+    logits = rng.normal(size=(5, 4)).astype(np.float32)
+    noise = cat.noise(rng, (5,)).astype(np.float32)
+    assert noise.shape == (5, *cat.noise_shape) == (5, 4)
+    sample = cat.sample([tf.constant(logits)], tf.constant(noise)).numpy()
+    np.testing.assert_array_equal(sample, np.argmax(logits + noise, -1))
+    np.testing.assert_array_equal(cat.env_action(tf.constant(sample)).numpy(), sample + 2)
+    np.testing.assert_array_equal(cat.mode([tf.constant(logits)]).numpy(), logits.argmax(-1))
+    # MultiDiscrete with starts.
+    multi = dists.for_space(gym.spaces.MultiDiscrete([2, 3], start=[1, -1]))
+    assert multi.noise_shape == (2, 3)
+    action = tf.constant([[0, 2], [1, 0]], tf.int64)
+    np.testing.assert_array_equal(multi.env_action(action).numpy(), [[1, 1], [2, -1]])
+    # Box: mean + std * eps, clipped to the bounds for the env.
+    box = dists.for_space(gym.spaces.Box(-1.0, 2.0, (3,), np.float32), log_std_init=-1.0)
+    mean = rng.normal(size=(4, 3)).astype(np.float32)
+    log_std = np.full((4, 3), -1.0, np.float32)
+    eps = box.noise(rng, (4,)).astype(np.float32)
+    raw = box.sample([tf.constant(mean), tf.constant(log_std)], tf.constant(eps)).numpy()
+    np.testing.assert_allclose(raw, mean + np.exp(-1.0) * eps, rtol=1e-6)
+    np.testing.assert_allclose(
+        box.env_action(tf.constant(raw * 5)).numpy(), np.clip(raw * 5, -1, 2)
+    )
+    assert box.make_head().log_std_init == -1.0
+    # Unbounded Box: no clipping.
+    free = dists.for_space(gym.spaces.Box(-np.inf, np.inf, (2,), np.float32))
+    big = tf.constant([[1e6, -1e6]])
+    np.testing.assert_array_equal(free.env_action(big).numpy(), big.numpy())
+
+
+def test_for_space_names_unsupported_spaces():
+    with pytest.raises(ValueError, match="Text"):
+        dists.for_space(gym.spaces.Text(5))
+    assert [cls.name for cls in dists.DISTRIBUTIONS] == list(dists.KINDS)

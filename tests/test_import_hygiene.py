@@ -39,12 +39,15 @@ def state():
     }
 """
 
-CHILD = STATE + r"""
+CHILD = (
+    STATE
+    + r"""
 before = state()
 import keras_trust
 after = state()
 print(json.dumps({"before": before, "after": after}))
 """
+)
 
 
 def _run(code, extra_env=None):

@@ -154,11 +154,12 @@ class CompiledPolicy:
         """Critic values of an observation batch (model units)."""
         return self._function("value")(tf.constant(obs, tf.float32))[0].numpy()
 
-    def predict(self, obs) -> np.ndarray:
-        """Deterministic env actions of an observation batch."""
-        return self._function("predict")(tf.constant(obs, tf.float32))[0].numpy()
-
-    def sample(self, obs, noise) -> np.ndarray:
-        """Env actions sampled with the given noise `(B, *noise_shape)`."""
-        out = self._function("sample")(tf.constant(obs, tf.float32), tf.constant(noise, tf.float32))
-        return out[0].numpy()
+    def predict(self, obs, deterministic=True, seed=None) -> np.ndarray:
+        """Env actions of an observation batch: the mode, or a sample seeded by `seed`."""
+        obs = tf.constant(obs, tf.float32)
+        if deterministic:
+            actions = self._function("predict")(obs)[0]
+        else:
+            noise = self.distribution.noise(np.random.default_rng(seed), (obs.shape[0],))
+            actions = self._function("sample")(obs, tf.constant(noise, tf.float32))[0]
+        return actions.numpy().astype(self.distribution.env_dtype, copy=False)

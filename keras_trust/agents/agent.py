@@ -7,8 +7,6 @@ The pieces live beside it: the networks' assembly (`networks.py`), the compiled
 per-step policy (`acting.py`), saving (`saving.py`); the rollout side in `rollout/`.
 """
 
-import time
-
 import gymnasium as gym
 import keras
 import numpy as np
@@ -17,14 +15,12 @@ import tensorflow as tf
 from keras_trust import distributions
 from keras_trust.agents import networks, saving
 from keras_trust.agents.acting import CompiledPolicy
-from keras_trust.agents.progress import EpochReporter
 from keras_trust.agents.saving import atomic_save
+from keras_trust.agents.training import train
 from keras_trust.agents.validation import check_agent_arguments, require, require_positive_int
 from keras_trust.ops.state import unique
-from keras_trust.rollout.batch import training_batch
 from keras_trust.rollout.collector import InProcessSampler
 from keras_trust.rollout.evaluation import run_episodes
-from keras_trust.rollout.reward_scaling import RewardScaler
 from keras_trust.spaces import check_observation_space, space_from_config, space_to_config
 
 # Constructor arguments stored as attributes of the same name (and so in `get_config`).
@@ -40,8 +36,6 @@ HYPERPARAMETERS = (
     "hidden_sizes",
     "log_std_init",
 )
-# Consecutive updates with a non-finite loss, gradient or KL after which `fit` gives up.
-MAX_NONFINITE_UPDATES = 3
 
 
 class Agent(keras.Model):
@@ -131,6 +125,11 @@ class Agent(keras.Model):
     def num_timesteps(self) -> int:
         """Environment steps trained on so far (survives save/load)."""
         return int(self._timesteps.numpy())
+
+    @property
+    def epochs_trained(self) -> int:
+        """Epochs (rollout + update) trained so far (survives save/load)."""
+        return int(self._epochs.numpy())
 
     @property
     def seed(self) -> int:
@@ -348,66 +347,20 @@ class Agent(keras.Model):
         try:
             spaces = sampler.start(env, self.n_envs, seed)
             self._ensure_ready(*spaces, seed)
-            return self._fit_loop(sampler, int(total_timesteps), callbacks, verbose)
+            return train(self, sampler, int(total_timesteps), callbacks, verbose)
         finally:
             sampler.close()
 
-    def _fit_loop(self, sampler, total_timesteps, callbacks, verbose):
-        steps_per_epoch = self.n_envs * self.n_steps
-        n_epochs = -(-total_timesteps // steps_per_epoch)
-        first_epoch = int(self._epochs.numpy())
-        report = EpochReporter(self, callbacks, verbose, n_epochs, steps_per_epoch)
-        scaler = None
-        if self.reward_normalizer is not None:
-            scaler = RewardScaler(self.reward_normalizer, self.gamma, self.n_envs)
-        self.stop_training = False
-        nonfinite_in_a_row = 0
-        report.callbacks.on_train_begin()
-        for i in range(n_epochs):
-            if self.stop_training:
-                break
-            epoch = first_epoch + i
-            report.callbacks.on_epoch_begin(epoch)
-            # Collect.
-            start = time.perf_counter()
-            rollout = sampler.collect(self, self.n_steps, epoch)
-            rollout_time = time.perf_counter() - start
-            report.add_episodes(rollout.episode_returns, rollout.episode_lengths)
-            # Advantages.
-            rewards = rollout.rewards if scaler is None else scaler.scale(rollout)
-            batch, explained_variance = training_batch(
-                rollout, rewards, self.gamma, self.gae_lambda, [self.seed % (2**31), epoch]
-            )
-            # Update.
-            report.callbacks.on_train_batch_begin(0)
-            start = time.perf_counter()
-            logs = {k: float(v) for k, v in self._update_function()(**batch).items()}
-            update_time = time.perf_counter() - start
-            self._after_update(rollout)
-            self._timesteps.assign_add(rollout.num_steps)
-            self._epochs.assign_add(1)
-            # Log.
-            nonfinite_in_a_row = nonfinite_in_a_row + 1 if logs["nonfinite"] else 0
-            logs.update(report.episode_logs(len(rollout.episode_returns)))
-            logs.update(
-                explained_variance=explained_variance,
-                fps=rollout.num_steps / (rollout_time + update_time),
-                rollout_time=rollout_time,
-                update_time=update_time,
-                timesteps=float(self.num_timesteps),
-                **sampler.logs(),
-            )
-            report.end_epoch(i, epoch, logs)
-            if nonfinite_in_a_row >= MAX_NONFINITE_UPDATES:
-                raise FloatingPointError(
-                    f"{nonfinite_in_a_row} updates in a row met a non-finite loss, gradient or "
-                    "KL and were rolled back; the weights are those from before them. Lower the "
-                    "learning rate or check the environment's scale."
-                )
-        report.callbacks.on_train_end()
-        return self.history
+    def update(self, batch) -> dict:
+        """One compiled update on a training batch (`rollout.batch.training_batch`)."""
+        return self._update_function()(**batch)
 
-    def _after_update(self, rollout):
+    def count_epoch(self, num_steps) -> None:
+        """Adds one epoch of `num_steps` env steps to the counters."""
+        self._timesteps.assign_add(num_steps)
+        self._epochs.assign_add(1)
+
+    def update_statistics(self, rollout):
         """Folds the rollout's raw observations into the running statistics."""
         if self.obs_normalizer is not None:
             self.obs_normalizer.update(rollout.observations[rollout.valid])
@@ -433,12 +386,7 @@ class Agent(keras.Model):
         """
         self._check_built()
         batch, single = self._batch(obs)
-        if deterministic:
-            actions = self.acting.predict(batch)
-        else:
-            noise = self.action_distribution.noise(np.random.default_rng(seed), (len(batch),))
-            actions = self.acting.sample(batch, noise)
-        actions = actions.astype(self.action_distribution.env_dtype, copy=False)
+        actions = self.acting.predict(batch, deterministic, seed)
         return actions[0] if single else actions
 
     def predict_value(self, obs):

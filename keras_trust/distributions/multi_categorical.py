@@ -5,7 +5,8 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_trust.distributions.base import ActionDistribution, discrete_offset, orthogonal
+from keras_trust.distributions.base import orthogonal
+from keras_trust.distributions.categorical import Categorical
 
 # Logit given to the padded (impossible) categories of MultiDiscrete sub-actions: exp()
 # underflows to exactly 0, while log-softmax stays finite so KL and entropy stay finite.
@@ -48,11 +49,13 @@ class MultiCategoricalHead(keras.layers.Layer):
         return {**super().get_config(), "nvec": self.nvec, "gain": self.gain}
 
 
-class MultiCategorical(ActionDistribution):
+class MultiCategorical(Categorical):
     """`len(nvec)` independent Categoricals; params `[padded logits (B, k, max_n)]`.
 
     One padded tensor (rather than a list of k) keeps every op batched; the padding's
     probability is exactly 0, so it is never sampled and adds nothing to KL or entropy.
+    Sampling (Gumbel-max along the last axis), the mode and the `start` offset are
+    `Categorical`'s, applied per sub-action.
     """
 
     name = "multi_categorical"
@@ -79,16 +82,3 @@ class MultiCategorical(ActionDistribution):
     @property
     def noise_shape(self) -> tuple:
         return (len(self.space.nvec), int(max(self.space.nvec)))
-
-    def noise(self, rng, size):
-        return rng.gumbel(size=(*size, *self.noise_shape))
-
-    def sample(self, params, noise):
-        return tf.argmax(params[0] + noise, axis=-1, output_type=tf.int64)
-
-    def mode(self, params):
-        return tf.argmax(params[0], axis=-1, output_type=tf.int64)
-
-    def env_action(self, action):
-        offset = discrete_offset(self.space)
-        return action if offset is None else action + tf.constant(offset, tf.int64)

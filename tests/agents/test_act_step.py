@@ -139,3 +139,35 @@ def test_auto_skips_xla_when_a_layer_does_not_support_it():
     plain = kt.PPO(n_steps=8, batch_size=8)
     plain._ensure_ready(env.observation_space, env.action_space, seed=0)
     assert plain.jit_compile is True
+
+
+def test_flat_caller_matches_the_public_call_and_falls_back():
+    """The direct graph call (TensorFlow internals) and its public fallback agree, and an
+    object without `inference_fn` is called through the public path."""
+    import tensorflow as tf
+
+    from keras_trust.agents.acting import flat_caller
+
+    w = tf.Variable([[1.0, -2.0], [0.5, 3.0]])
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 2), tf.float32)])
+    def f(x):
+        return x @ w, tf.reduce_sum(x)
+
+    concrete = f.get_concrete_function()
+    x = tf.constant([[1.0, 2.0], [3.0, 4.0]])
+    expected = [x.numpy() @ w.numpy(), x.numpy().sum()]
+    for caller in (flat_caller(concrete), flat_caller(concrete, internal=False)):
+        out = caller(x)
+        assert len(out) == 2
+        np.testing.assert_allclose(out[0].numpy(), expected[0])
+        np.testing.assert_allclose(out[1].numpy(), expected[1])
+
+    class PublicOnly:
+        def __call__(self, *tensors):
+            return concrete(*tensors)
+
+    out = flat_caller(PublicOnly())(x)
+    np.testing.assert_allclose(out[0].numpy(), expected[0])
+    w.assign([[0.0, 1.0], [1.0, 0.0]])  # captured handles see assignments
+    np.testing.assert_allclose(flat_caller(concrete)(x)[0].numpy(), x.numpy()[:, ::-1])

@@ -9,11 +9,11 @@ against stale data (`old` from the first call) would measure a KL far from the m
 fail or shrink: the second call is where such a bug shows.
 """
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 import keras_trust as kt
 
 MAX_KL = 0.01
