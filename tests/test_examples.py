@@ -16,6 +16,7 @@ CASES = {
     "export_and_serve.py": (["--timesteps", "512"], "keras_trust imported: False"),
     "optimizers_standalone.py": (["--steps", "10"], "training accuracy:"),
     "ppo_halfcheetah.py": (["--timesteps", "2048"], "evaluation:"),
+    "supervised_natural_gradient.py": (["--epochs", "2"], "test accuracy:"),
 }
 
 
