@@ -52,8 +52,34 @@ def export(agent, filepath, format: str = "saved_model") -> None:
     )
 
 
+# Name of the action-mask input of masked agents' SavedModels.
+MASK_NAME = "action_mask"
+
+
 def _observation_spec(agent):
-    return tf.TensorSpec((None, *agent.obs_shape), tf.float32, name=INPUT_NAME)
+    """The observation input: a named spec, or a nest of them for Dict/Tuple spaces.
+
+    Leaves keep their storage dtypes (images uint8, the rest float32); nested leaves are
+    named `observation_<key>` (`observation_<i>` for Tuple positions).
+    """
+    fmt = agent.observation_format
+    specs = fmt.specs()
+    if not fmt.nested:
+        return tf.TensorSpec(specs.shape, specs.dtype, name=INPUT_NAME)
+    leaves = [
+        tf.TensorSpec(spec.shape, spec.dtype, name=f"{INPUT_NAME}_{name}")
+        for spec, name in zip(tf.nest.flatten(specs), fmt.leaf_names)
+    ]
+    return fmt.pack(leaves)
+
+
+def _input_signature(agent):
+    """`[observation spec]`, plus the mask spec for agents trained with action masks."""
+    signature = [_observation_spec(agent)]
+    if agent.masked:
+        size = agent.action_distribution.mask_size
+        signature.append(tf.TensorSpec((None, size), tf.bool, name=MASK_NAME))
+    return signature
 
 
 def export_saved_model(agent, filepath) -> None:
@@ -68,8 +94,8 @@ def export_saved_model(agent, filepath) -> None:
     archive = keras.export.ExportArchive()
     archive.track(agent)
 
-    def action(observation):
-        return agent.deterministic_action(observation)
+    def action(observation, action_mask=None):
+        return agent.deterministic_action(observation, action_mask)
 
     def value(observation):
         v = agent.value_estimate(observation)
@@ -77,13 +103,19 @@ def export_saved_model(agent, filepath) -> None:
             v = v * tf.cast(agent.reward_normalizer.std, v.dtype)
         return v
 
-    archive.add_endpoint("serving_default", action, input_signature=[obs_spec])
+    archive.add_endpoint("serving_default", action, input_signature=_input_signature(agent))
     archive.add_endpoint("value", value, input_signature=[obs_spec])
     archive.write_out(str(filepath), verbose=False)
 
 
 def _action_function(agent):
     """The deterministic action as a `tf.function` over an observation batch."""
+
+    if agent.masked or agent.observation_format.nested:
+        raise ValueError(
+            "TFLite and ONNX export take one observation tensor: agents with Dict/Tuple "
+            "observations or action masks export as SavedModel (format='saved_model')."
+        )
 
     @tf.function(input_signature=[_observation_spec(agent)])
     def action(observation):

@@ -1,26 +1,54 @@
-"""Gymnasium spaces: what keras_trust supports, and their JSON form for saved agents."""
+"""Gymnasium spaces: which ones keras_trust takes, and their JSON form for saved agents."""
 
 import gymnasium as gym
 import numpy as np
 
-OBSERVATION_SPACES = "Box, Discrete and MultiBinary"
+LEAF_SPACES = (
+    gym.spaces.Box,
+    gym.spaces.Discrete,
+    gym.spaces.MultiBinary,
+    gym.spaces.MultiDiscrete,
+)
+OBSERVATION_SPACES = "Box, Discrete, MultiBinary and MultiDiscrete (and Dict/Tuple of them)"
 
 
-def check_observation_space(space) -> None:
+def is_image(space) -> bool:
+    """A rank-3 uint8 `Box`: an image, channels last (stored as uint8, fed to a CNN)."""
+    return (
+        isinstance(space, gym.spaces.Box)
+        and len(space.shape) == 3
+        and np.dtype(space.dtype) == np.uint8
+    )
+
+
+def check_observation_space(space, path="observation") -> None:
     """Raises `ValueError` naming the space unless keras_trust can feed it to a network."""
-    if isinstance(space, gym.spaces.Box | gym.spaces.Discrete | gym.spaces.MultiBinary):
-        if isinstance(space, gym.spaces.MultiBinary) and np.ndim(space.n) != 0:
-            raise ValueError(f"Unsupported observation space {space}: MultiBinary must be 1-D.")
+    if isinstance(space, gym.spaces.Dict):
+        if not space.spaces:
+            raise ValueError(f"Unsupported observation space {space}: an empty Dict.")
+        for key, sub in space.spaces.items():
+            check_observation_space(sub, f"{path}[{key!r}]")
         return
+    if isinstance(space, gym.spaces.Tuple):
+        if not space.spaces:
+            raise ValueError(f"Unsupported observation space {space}: an empty Tuple.")
+        for i, sub in enumerate(space.spaces):
+            check_observation_space(sub, f"{path}[{i}]")
+        return
+    if isinstance(space, LEAF_SPACES):
+        return
+    hint = (
+        " Drop it with a wrapper (e.g. gymnasium.wrappers.FilterObservation for a Dict key, "
+        "or a TransformObservation), or encode it as a Box/Discrete first."
+    )
     raise ValueError(
-        f"Unsupported observation space {type(space).__name__} ({space}): keras_trust "
-        f"supports {OBSERVATION_SPACES} observations. Flatten other spaces with "
-        "gymnasium.wrappers.FlattenObservation first."
+        f"Unsupported observation space {type(space).__name__} ({space}) at {path}: "
+        f"keras_trust supports {OBSERVATION_SPACES} observations.{hint}"
     )
 
 
 def space_to_config(space) -> dict:
-    """A JSON-serializable description of a Box, Discrete, MultiDiscrete or MultiBinary."""
+    """A JSON-serializable description of a supported space (nested ones included)."""
     if isinstance(space, gym.spaces.Box):
         return {
             "type": "Box",
@@ -39,7 +67,11 @@ def space_to_config(space) -> dict:
             "dtype": str(space.dtype),
         }
     if isinstance(space, gym.spaces.MultiBinary):
-        return {"type": "MultiBinary", "n": int(space.n)}
+        return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
+    if isinstance(space, gym.spaces.Dict):
+        return {"type": "Dict", "spaces": {k: space_to_config(s) for k, s in space.spaces.items()}}
+    if isinstance(space, gym.spaces.Tuple):
+        return {"type": "Tuple", "spaces": [space_to_config(s) for s in space.spaces]}
     raise ValueError(f"Cannot serialize space {space}.")
 
 
@@ -58,5 +90,10 @@ def space_from_config(config: dict):
             config["nvec"], dtype=config.get("dtype", "int64"), start=config.get("start")
         )
     if kind == "MultiBinary":
-        return gym.spaces.MultiBinary(config["n"])
+        n = config["n"]
+        return gym.spaces.MultiBinary(n if isinstance(n, int) else list(n))
+    if kind == "Dict":
+        return gym.spaces.Dict({k: space_from_config(s) for k, s in config["spaces"].items()})
+    if kind == "Tuple":
+        return gym.spaces.Tuple([space_from_config(s) for s in config["spaces"]])
     raise ValueError(f"Unknown space type {kind!r} in config.")

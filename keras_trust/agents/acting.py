@@ -29,12 +29,18 @@ def flat_caller(concrete, internal: bool = True):
     direct path records nothing for gradients.
 
     Returns:
-        A function of tensors (exactly the signature's, in order, right dtype) returning
-        the flat list of output tensors.
+        A function of the signature's tensors *flattened* (`tf.nest.flatten` order, right
+        dtypes) returning the flat list of output tensors.
     """
     call_flat = getattr(getattr(concrete, "inference_fn", None), "call_flat", None)
     if call_flat is None or not internal:
-        return lambda *tensors: tf.nest.flatten(concrete(*tensors))
+        signature = getattr(concrete, "structured_input_signature", None)
+        if signature is None:
+            return lambda *tensors: tf.nest.flatten(concrete(*tensors))
+        args = signature[0]
+        return lambda *tensors: tf.nest.flatten(
+            concrete(*tf.nest.pack_sequence_as(args, list(tensors)))
+        )
     captures = tuple(concrete.captured_inputs)
     return lambda *tensors: call_flat(*tensors, *captures)
 
@@ -71,51 +77,77 @@ class CompiledPolicy:
     """An agent's per-step functions, compiled for its spaces.
 
     Args:
-        policy_params: observation batch -> distribution parameters (graph code).
+        policy_params: `(observation batch, mask or None)` -> distribution parameters.
         value_estimate: observation batch -> critic values `(B,)` (graph code).
         distribution: the agent's `ActionDistribution`.
-        obs_shape: shape of one observation.
+        observation_format: the agent's `ObservationFormat` (observations may be nests).
         jit_compile: XLA-compile `act` and `value` (it fuses the small networks into a
             few kernels); `predict` and `sample` stay un-fused so that they give bit for
             bit what the exported SavedModel gives, and `value` shares `act`'s XLA
             numerics so the bootstrap value matches the per-step ones.
+        masked: every policy function takes a bool action mask after the observations.
     """
 
-    def __init__(self, policy_params, value_estimate, distribution, obs_shape, jit_compile):
+    def __init__(
+        self,
+        policy_params,
+        value_estimate,
+        distribution,
+        observation_format,
+        jit_compile,
+        masked=False,
+    ):
         self.policy_params = policy_params
         self.value_estimate = value_estimate
         self.distribution = distribution
-        self.obs_shape = tuple(obs_shape)
+        self.format = observation_format
         self.jit_compile = bool(jit_compile)
+        self.masked = bool(masked)
+        self._dtypes = [spec.dtype for spec in tf.nest.flatten(observation_format.specs())]
         self.feed = NoiseFeed(distribution.noise_shape)
         self._fns = {}
 
     # --- graph bodies ---------------------------------------------------------------
-    def _act(self, obs):
-        params = self.policy_params(obs)
+    def _act(self, obs, mask=None):
+        params = self.policy_params(obs, mask)
         action = self.distribution.sample(params, self.feed.next())
         logp = self.distribution.log_prob(params, action)
         env_action = self.distribution.env_action(action)
         return action, env_action, logp, self.value_estimate(obs)
 
-    def deterministic_action(self, obs):
+    def deterministic_action(self, obs, mask=None):
         """The env action of the distribution's mode (what `export` serves)."""
-        return self.distribution.env_action(self.distribution.mode(self.policy_params(obs)))
+        params = self.policy_params(obs, mask)
+        return self.distribution.env_action(self.distribution.mode(params))
 
-    def _sample(self, obs, noise):
-        action = self.distribution.sample(self.policy_params(obs), noise)
+    def _sample(self, obs, noise, mask=None):
+        action = self.distribution.sample(self.policy_params(obs, mask), noise)
         return self.distribution.env_action(action)
+
+    def specs(self):
+        """`(observation spec nest, mask spec or None)` of the policy functions."""
+        mask = None
+        if self.masked:
+            mask = tf.TensorSpec((None, self.distribution.mask_size), tf.bool)
+        return self.format.specs(), mask
 
     def _function(self, name):
         fn = self._fns.get(name)
         if fn is None:
-            obs_spec = tf.TensorSpec((None, *self.obs_shape), tf.float32)
+            obs_spec, mask_spec = self.specs()
+            masked = [mask_spec] if self.masked else []
             noise_spec = tf.TensorSpec((None, *self.distribution.noise_shape), tf.float32)
             body, signature, jit = {
-                "act": (self._act, [obs_spec], self.jit_compile),
+                "act": (self._act, [obs_spec, *masked], self.jit_compile),
                 "value": (self.value_estimate, [obs_spec], self.jit_compile),
-                "predict": (self.deterministic_action, [obs_spec], False),
-                "sample": (self._sample, [obs_spec, noise_spec], False),
+                "predict": (self.deterministic_action, [obs_spec, *masked], False),
+                "sample": (
+                    (lambda o, n, m: self._sample(o, n, m))
+                    if self.masked
+                    else (lambda o, n: self._sample(o, n)),
+                    [obs_spec, noise_spec, *masked],
+                    False,
+                ),
             }[name]
             concrete = tf.function(
                 body, input_signature=signature, jit_compile=jit, autograph=False
@@ -140,26 +172,41 @@ class CompiledPolicy:
         """Uploads a rollout's sampling noise `(n_steps, n_envs, ...)` for `act` to read."""
         self.feed.load(noise)
 
-    def act(self, obs):
+    def _inputs(self, obs, mask=None):
+        """The flat input tensors of a call: observation leaves, then the mask if masked."""
+        tensors = [tf.constant(x, d) for x, d in zip(self.format.flatten(obs), self._dtypes)]
+        if self.masked:
+            tensors.append(tf.constant(mask, tf.bool))
+        return tensors
+
+    def act(self, obs, mask=None):
         """One compiled call: `(actions, env_actions, log_probs, values)` as NumPy.
 
-        `actions` are the distribution's samples (stored for the update), `env_actions`
-        what the env receives (e.g. clipped to the bounds), in the space's dtype.
+        `obs` is a batch in the storage dtypes (`ObservationFormat`); `mask` the bool
+        action masks when masked. `actions` are the distribution's samples (stored for
+        the update), `env_actions` what the env receives (e.g. clipped to the bounds),
+        in the space's dtype.
         """
-        action, env_action, logp, value = self._function("act")(tf.constant(obs, tf.float32))
+        action, env_action, logp, value = self._function("act")(*self._inputs(obs, mask))
         env_action = env_action.numpy().astype(self.distribution.env_dtype, copy=False)
         return action.numpy(), env_action, logp.numpy(), value.numpy()
 
     def value(self, obs) -> np.ndarray:
         """Critic values of an observation batch (model units)."""
-        return self._function("value")(tf.constant(obs, tf.float32))[0].numpy()
+        tensors = [tf.constant(x, d) for x, d in zip(self.format.flatten(obs), self._dtypes)]
+        return self._function("value")(*tensors)[0].numpy()
 
-    def predict(self, obs, deterministic=True, seed=None) -> np.ndarray:
+    def predict(self, obs, deterministic=True, seed=None, mask=None) -> np.ndarray:
         """Env actions of an observation batch: the mode, or a sample seeded by `seed`."""
-        obs = tf.constant(obs, tf.float32)
+        tensors = self._inputs(obs, mask)
         if deterministic:
-            actions = self._function("predict")(obs)[0]
+            actions = self._function("predict")(*tensors)[0]
         else:
-            noise = self.distribution.noise(np.random.default_rng(seed), (obs.shape[0],))
-            actions = self._function("sample")(obs, tf.constant(noise, tf.float32))[0]
+            rows = int(tensors[0].shape[0])
+            noise = tf.constant(
+                self.distribution.noise(np.random.default_rng(seed), (rows,)), tf.float32
+            )
+            n_obs = len(self.format.leaves)
+            tensors = [*tensors[:n_obs], noise, *tensors[n_obs:]]
+            actions = self._function("sample")(*tensors)[0]
         return actions.numpy().astype(self.distribution.env_dtype, copy=False)

@@ -7,7 +7,6 @@ The pieces live beside it: the networks' assembly (`networks.py`), the compiled
 per-step policy (`acting.py`), saving (`saving.py`); the rollout side in `rollout/`.
 """
 
-import gymnasium as gym
 import keras
 import numpy as np
 import tensorflow as tf
@@ -18,10 +17,12 @@ from keras_trust.agents.acting import CompiledPolicy
 from keras_trust.agents.saving import atomic_save
 from keras_trust.agents.training import train
 from keras_trust.agents.validation import check_agent_arguments, require, require_positive_int
+from keras_trust.observations import ObservationFormat, leaf_shape
 from keras_trust.ops.state import unique
+from keras_trust.rollout import masks
 from keras_trust.rollout.collector import InProcessSampler
 from keras_trust.rollout.evaluation import run_episodes
-from keras_trust.spaces import check_observation_space, space_from_config, space_to_config
+from keras_trust.spaces import space_from_config, space_to_config
 
 # Constructor arguments stored as attributes of the same name (and so in `get_config`).
 HYPERPARAMETERS = (
@@ -60,6 +61,9 @@ class Agent(keras.Model):
         normalize_advantage: standardize advantages. Defaults to `True`.
         hidden_sizes: layer sizes of the default MLPs. Defaults to `(64, 64)`.
         log_std_init: initial log-std of Gaussian policies. Defaults to `0.0`.
+        action_distribution: the name of a distribution for the action space other
+            than its default, e.g. `"squashed_gaussian"` for bounded Box actions.
+            Defaults to `None`.
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class Agent(keras.Model):
         normalize_advantage=True,
         hidden_sizes=(64, 64),
         log_std_init=0.0,
+        action_distribution=None,
         **kwargs,
     ):
         kwargs.setdefault("name", type(self).__name__.lower())
@@ -93,6 +98,13 @@ class Agent(keras.Model):
         self.normalize_advantage = bool(normalize_advantage)
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
         self.log_std_init = float(log_std_init)
+        # A kind's name (e.g. "squashed_gaussian"); checked against the space at build.
+        require(
+            action_distribution is None or action_distribution in distributions.KINDS,
+            f"action_distribution must be one of {distributions.KINDS} or None. "
+            f"Received: action_distribution={action_distribution!r}",
+        )
+        self.action_distribution_name = action_distribution
         self._user_policy = policy
         self._user_value = value
         self.policy_torso = None
@@ -100,6 +112,9 @@ class Agent(keras.Model):
         self.policy_head = None
         self.value_head = None
         self.obs_normalizer = None
+        self.leaf_normalizers = None
+        self.observation_format = None
+        self.masked = False
         self.reward_normalizer = None
         self.optimizer = None
         self.value_optimizer = None
@@ -151,34 +166,37 @@ class Agent(keras.Model):
 
     @property
     def obs_shape(self) -> tuple:
-        """Shape of one observation of the agent's observation space."""
-        return networks.observation_shape(self.observation_space)
+        """Shape of one observation (of a flat observation space; Dict/Tuple: the first leaf's)."""
+        return leaf_shape(self.observation_format.leaves[0])
 
     # ------------------------------------------------------------------- building
-    def _build_networks(self, observation_space, action_space):
-        """Creates heads and normalizers for the spaces and checks user models fit them."""
-        check_observation_space(observation_space)
-        dist = distributions.for_space(action_space, log_std_init=self.log_std_init)
-        if self.normalize_observations and not isinstance(observation_space, gym.spaces.Box):
+    def _build_networks(self, observation_space, action_space, masked=False):
+        """Creates torsos, heads and normalizers for the spaces; checks user models fit them."""
+        obs_format = ObservationFormat(observation_space)  # ValueError naming the space
+        dist = distributions.for_space(
+            action_space, self.action_distribution_name, log_std_init=self.log_std_init
+        )
+        if masked and dist.mask_size is None:
             raise ValueError(
-                "normalize_observations=True needs a Box observation space. "
-                f"Received: {observation_space}"
+                f"The env provides action masks, but {action_space} actions cannot be masked "
+                "(masks apply to Discrete and MultiDiscrete actions)."
             )
-        self.observation_space = observation_space
-        self.action_space = action_space
+        self.observation_space, self.action_space = observation_space, action_space
+        self.observation_format = obs_format
         self.action_distribution = dist
+        self.masked = bool(masked)
         built = networks.build_networks(
             self._user_policy,
             self._user_value,
             self.hidden_sizes,
             self.normalize_observations,
             self.normalize_rewards,
-            observation_space,
+            obs_format,
             dist,
         )
         self.policy_torso, self.value_torso, self.policy_head, self.value_head = built[:4]
-        self.obs_normalizer, self.reward_normalizer = built[4:]
-        x = self._preprocess(np.zeros((2, *self.obs_shape), dtype=np.float32))
+        self.obs_normalizer, self.leaf_normalizers, self.reward_normalizer = built[4:]
+        x = self._preprocess(obs_format.zeros(2))
         networks.check_torso("policy", self.policy_torso, x, observation_space)
         networks.check_torso("value", self.value_torso, x, observation_space)
         self.policy_head(self.policy_torso(x))
@@ -190,20 +208,31 @@ class Agent(keras.Model):
     def _build_extra(self):
         """Hook for subclasses (e.g. the KL penalty)."""
 
-    def _preprocess(self, obs):
-        return networks.preprocess(self.observation_space, self.obs_normalizer, obs)
+    @property
+    def normalizers(self) -> list:
+        """One observation normalizer (or None) per observation leaf."""
+        return networks.leaf_normalizer_list(
+            self.observation_format, self.obs_normalizer, self.leaf_normalizers
+        )
 
-    def policy_params(self, obs):
-        """Distribution parameters (list of tensors) for an observation batch."""
-        return self.policy_head(self.policy_torso(self._preprocess(obs)))
+    def _preprocess(self, obs):
+        return self.observation_format.preprocess(obs, self.normalizers)
+
+    def policy_params(self, obs, mask=None):
+        """Distribution parameters (list of tensors) for an observation batch.
+
+        With `mask` (bool `(B, mask_size)`), masked actions get probability exactly 0.
+        """
+        params = self.policy_head(self.policy_torso(self._preprocess(obs)))
+        return params if mask is None else self.action_distribution.apply_mask(params, mask)
 
     def value_estimate(self, obs):
         """Critic output for an observation batch, in model units (scaled rewards)."""
         return self.value_head(self.value_torso(self._preprocess(obs)))[:, 0]
 
-    def deterministic_action(self, obs):
+    def deterministic_action(self, obs, mask=None):
         """The env action of the distribution's mode, in graph code (what `export` serves)."""
-        return self.acting.deterministic_action(obs)
+        return self.acting.deterministic_action(obs, mask)
 
     def call(self, obs):
         """The deterministic action batch."""
@@ -275,8 +304,9 @@ class Agent(keras.Model):
                 self.policy_params,
                 self.value_estimate,
                 self.action_distribution,
-                self.obs_shape,
+                self.observation_format,
                 self.jit_compile,
+                self.masked,
             )
         return self._acting
 
@@ -299,11 +329,11 @@ class Agent(keras.Model):
         return fn
 
     # ------------------------------------------------------------------- training
-    def _ensure_ready(self, observation_space, action_space, seed):
+    def _ensure_ready(self, observation_space, action_space, seed, masked=False):
         if not self.built:
             if seed is not None:
                 keras.utils.set_random_seed(int(seed))
-            self._build_networks(observation_space, action_space)
+            self._build_networks(observation_space, action_space, masked)
         else:
             for name, mine, theirs in (
                 ("observation", self.observation_space, observation_space),
@@ -346,7 +376,7 @@ class Agent(keras.Model):
             self._seed.assign(int(np.random.SeedSequence().entropy % (2**62)))
         try:
             spaces = sampler.start(env, self.n_envs, seed)
-            self._ensure_ready(*spaces, seed)
+            self._ensure_ready(*spaces, seed, masked=sampler.action_masks)
             return train(self, sampler, int(total_timesteps), callbacks, verbose)
         finally:
             sampler.close()
@@ -362,10 +392,10 @@ class Agent(keras.Model):
 
     def update_statistics(self, rollout):
         """Folds the rollout's raw observations into the running statistics."""
-        if self.obs_normalizer is not None:
-            self.obs_normalizer.update(rollout.observations[rollout.valid])
+        valid = self.observation_format.take(rollout.observations, rollout.valid)
+        networks.update_normalizers(self.observation_format, self.normalizers, valid)
 
-    def _train(self, obs, actions, log_probs, advantages, returns, weights, seed):
+    def _train(self, obs, actions, log_probs, advantages, returns, weights, seed, masks=None):
         raise NotImplementedError
 
     # ----------------------------------------------------------------- inference
@@ -374,19 +404,25 @@ class Agent(keras.Model):
             raise ValueError("The agent has not been built yet: call fit(env, ...) first.")
 
     def _batch(self, obs):
-        return networks.observation_batch(obs, self.obs_shape)
+        return self.observation_format.batch(obs)
 
-    def predict(self, obs, deterministic=True, seed=None):
+    def predict(self, obs, deterministic=True, seed=None, action_mask=None):
         """Actions for an observation batch (a single observation works too).
 
         Args:
-            obs: observation or batch of observations.
+            obs: observation or batch of observations (a dict/tuple for Dict/Tuple spaces).
             deterministic: the distribution's mode if True, else a sample.
             seed: seed of the sampling noise when `deterministic=False`.
+            action_mask: bool `(B, mask_size)` or `(mask_size,)` of allowed actions
+                (Discrete/MultiDiscrete); masked actions are never returned.
         """
         self._check_built()
         batch, single = self._batch(obs)
-        actions = self.acting.predict(batch, deterministic, seed)
+        mask = None
+        if action_mask is not None or self.masked:
+            rows = len(self.observation_format.flatten(batch)[0])
+            mask = masks.mask_batch(self.action_distribution.mask_size, action_mask, rows)
+        actions = self.acting.predict(batch, deterministic, seed, mask)
         return actions[0] if single else actions
 
     def predict_value(self, obs):
@@ -445,12 +481,14 @@ class Agent(keras.Model):
         return {
             "observation_space": space_to_config(self.observation_space),
             "action_space": space_to_config(self.action_space),
+            "masked": self.masked,
         }
 
     def build_from_config(self, config):
         self._build_networks(
             space_from_config(config["observation_space"]),
             space_from_config(config["action_space"]),
+            config.get("masked", False),
         )
 
     def get_compile_config(self):
@@ -462,6 +500,7 @@ class Agent(keras.Model):
     def get_config(self):
         config = {key: getattr(self, key) for key in HYPERPARAMETERS}
         config["hidden_sizes"] = list(self.hidden_sizes)
+        config["action_distribution"] = self.action_distribution_name
         return {
             "name": self.name,
             "policy": saving.serialize_optional(self._user_policy),

@@ -27,7 +27,7 @@ def fit_critic(
     Returns:
         `(mean loss, whether the rollback happened)`.
     """
-    n = tf.shape(obs)[0]
+    n = tf.shape(returns)[0]
     n_batches = n // batch_size
     saved = snapshot(variables + optimizer.variables)
     perms = shuffled_indices(n, seed, 1000, rows=epochs)
@@ -35,7 +35,8 @@ def fit_critic(
     def body(k, total, bad):
         start = (k % n_batches) * batch_size
         idx = tf.slice(perms[k // n_batches], [start], [batch_size])
-        mb_obs, mb_ret, mb_w = (tf.gather(t, idx) for t in (obs, returns, weights))
+        mb_obs = tf.nest.map_structure(lambda t: tf.gather(t, idx), obs)
+        mb_ret, mb_w = tf.gather(returns, idx), tf.gather(weights, idx)
         with tf.GradientTape() as tape:
             loss = weighted_mean(tf.square(mb_ret - value_estimate(mb_obs)), mb_w)
         grads = tape.gradient(loss, variables)

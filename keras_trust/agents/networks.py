@@ -1,41 +1,19 @@
-"""Assembling an agent's networks for its spaces: input preprocessing, torso checks, heads.
+"""Assembling an agent's networks for its spaces: torsos, heads, normalizers, checks.
 
-The torsos are the user's Keras models (or the default MLP); the agent adds the action
-distribution's head and a scalar value head. These helpers turn a raw observation batch
-into the network input and check, before any training, that a user's model accepts it
-and returns a feature batch.
+The torsos are the user's Keras models (or the default torso for the observation space:
+MLP, CNN, or per-leaf encoders); the agent adds the action distribution's head and a
+scalar value head. `check_torso` makes sure, before any training, that a user's model
+accepts the observations (a nest for Dict/Tuple spaces) and returns a feature batch.
 """
 
 from typing import NamedTuple
 
-import gymnasium as gym
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_trust.layers.normalization import RunningNormalization
-from keras_trust.networks import mlp
-
-
-def observation_shape(space) -> tuple:
-    """Shape of one raw observation as the agent stores it (Discrete: a scalar index)."""
-    if isinstance(space, gym.spaces.Discrete):
-        return ()
-    if isinstance(space, gym.spaces.MultiBinary):
-        return (int(space.n),)
-    return tuple(space.shape)
-
-
-def preprocess(space, normalizer, obs) -> tf.Tensor:
-    """Raw observation batch -> float network input (one-hot for Discrete, normalization)."""
-    x = tf.convert_to_tensor(obs)
-    if isinstance(space, gym.spaces.Discrete):
-        index = tf.cast(x, tf.int32) - int(space.start)
-        return tf.one_hot(index, int(space.n))
-    x = tf.cast(x, tf.float32)
-    if normalizer is not None:
-        x = normalizer(x)
-    return x
+from keras_trust.networks import default_torso
+from keras_trust.observations import leaf_shape, normalizable
 
 
 def value_head() -> keras.layers.Layer:
@@ -47,19 +25,20 @@ def value_head() -> keras.layers.Layer:
 
 def check_torso(name: str, torso, x, space) -> None:
     """Raises `ValueError` unless `torso(x)` works and returns a `(batch, features)` tensor."""
+    shapes = keras.tree.map_structure(lambda t: tuple(t.shape), x)
     try:
         features = torso(x)
     except Exception as exc:
         raise ValueError(
             f"The {name} model does not accept observations of this env: it was called on "
-            f"a batch of shape {tuple(x.shape)} (observation space {space}) and raised "
+            f"a batch of shape {shapes} (observation space {space}) and raised "
             f"{type(exc).__name__}: {exc}"
         ) from exc
-    if len(features.shape) != 2:
+    if not hasattr(features, "shape") or len(features.shape) != 2:
         raise ValueError(
             f"The {name} model must map an observation batch to a feature batch of shape "
-            f"(batch, features); for input {tuple(x.shape)} it returned shape "
-            f"{tuple(features.shape)}."
+            f"(batch, features); for input {shapes} it returned "
+            f"{getattr(features, 'shape', type(features).__name__)}."
         )
 
 
@@ -71,39 +50,60 @@ class Networks(NamedTuple):
     policy_head: keras.layers.Layer
     value_head: keras.layers.Layer
     obs_normalizer: RunningNormalization | None
+    leaf_normalizers: dict | None
     reward_normalizer: RunningNormalization | None
 
 
 def build_networks(
-    policy, value, hidden_sizes, normalize_observations, normalize_rewards, space, distribution
+    policy, value, hidden_sizes, normalize_observations, normalize_rewards, obs_format, dist
 ) -> Networks:
-    """Torsos (the user's models, or default MLPs), heads and normalizers for the spaces."""
-    obs_normalizer = reward_normalizer = None
+    """Torsos (the user's models, or defaults), heads and normalizers for the spaces.
+
+    Observation normalization covers the non-image float `Box` leaves: one
+    `obs_normalizer` for a flat `Box` space, else `leaf_normalizers` keyed `leaf_<i>`
+    by the leaf's index in `tf.nest` order.
+    """
+    obs_normalizer = leaf_normalizers = reward_normalizer = None
     if normalize_observations:
-        obs_normalizer = RunningNormalization(name="obs_normalizer")
-        obs_normalizer.build((None, *space.shape))
+        eligible = [i for i, s in enumerate(obs_format.leaves) if normalizable(s)]
+        if not eligible:
+            raise ValueError(
+                "normalize_observations=True needs a float Box observation (or Dict/Tuple "
+                f"leaf) that is not an image. Received: {obs_format.space}"
+            )
+        if not obs_format.nested:
+            obs_normalizer = RunningNormalization(name="obs_normalizer")
+            obs_normalizer.build((None, *obs_format.space.shape))
+        else:
+            leaf_normalizers = {}
+            for i in eligible:
+                layer = RunningNormalization(name=f"obs_normalizer_leaf_{i}")
+                layer.build((None, *leaf_shape(obs_format.leaves[i])))
+                leaf_normalizers[f"leaf_{i}"] = layer
     if normalize_rewards:
         reward_normalizer = RunningNormalization(center=False, name="reward_normalizer")
         reward_normalizer.build((None,))
     return Networks(
-        policy or mlp(hidden_sizes, name="policy_mlp"),
-        value or mlp(hidden_sizes, name="value_mlp"),
-        distribution.make_head(),
+        policy or default_torso(obs_format, hidden_sizes, name="policy_mlp"),
+        value or default_torso(obs_format, hidden_sizes, name="value_mlp"),
+        dist.make_head(),
         value_head(),
         obs_normalizer,
+        leaf_normalizers,
         reward_normalizer,
     )
 
 
-def observation_batch(obs, shape):
-    """`(batch, single)`: a float32 batch of observations of `shape` (one is made a batch)."""
-    obs = np.asarray(obs, dtype=np.float32)
-    single = obs.shape == tuple(shape)
-    if single:
-        obs = obs[None]
-    if obs.shape[1:] != tuple(shape):
-        raise ValueError(
-            f"Expected observations of shape {tuple(shape)} (or a batch of them). "
-            f"Received shape {obs.shape}."
-        )
-    return obs, single
+def leaf_normalizer_list(obs_format, obs_normalizer, leaf_normalizers) -> list:
+    """One normalizer (or None) per observation leaf."""
+    if not obs_format.nested:
+        return [obs_normalizer]
+    leaf_normalizers = leaf_normalizers or {}
+    return [leaf_normalizers.get(f"leaf_{i}") for i in range(len(obs_format.leaves))]
+
+
+def update_normalizers(obs_format, normalizers, observations) -> None:
+    """Folds a batch of stored observations into each leaf's running statistics."""
+    for norm, x in zip(normalizers, obs_format.flatten(observations)):
+        if norm is not None:
+            norm.update(np.asarray(x))

@@ -124,8 +124,11 @@ class PPO(Agent):
     def _optimizer_variables(self):
         return unique(self.policy_variables + self.value_variables)
 
-    def _ppo_losses(self, obs, actions, log_probs, advantages, returns, weights, old_params):
-        params = self.policy_params(obs)
+    def _ppo_losses(self, mb, old_params):
+        """PPO's loss on a minibatch (a dict like the training batch) and its statistics."""
+        obs, actions, weights = mb["obs"], mb["actions"], mb["weights"]
+        log_probs, advantages, returns = mb["log_probs"], mb["advantages"], mb["returns"]
+        params = self.policy_params(obs, mb.get("masks"))
         dist = self.action_distribution
         log_ratio = dist.log_prob(params, actions) - log_probs
         ratio = tf.exp(log_ratio)
@@ -164,7 +167,7 @@ class PPO(Agent):
         """
         variables = self._optimizer_variables()
         with tf.GradientTape() as tape:
-            loss, stats = self._ppo_losses(*mb, mb_old)
+            loss, stats = self._ppo_losses(mb, mb_old)
         grads = tape.gradient(loss, variables)
         if self.max_grad_norm is not None:
             grads, _ = tf.clip_by_global_norm(grads, self.max_grad_norm)
@@ -181,7 +184,7 @@ class PPO(Agent):
         tf.cond(tf.logical_not(stop), apply, lambda: None)
         return stats, ok, stop
 
-    def _train(self, obs, actions, log_probs, advantages, returns, weights, seed):
+    def _train(self, obs, actions, log_probs, advantages, returns, weights, seed, masks=None):
         # The minibatch step is its own function, XLA-compiled with `jit_compile`: it
         # fuses the loss, backprop and Adam's per-variable updates (the loop around it,
         # with its shuffles and gathers, ran slower under XLA on CPU).
@@ -189,8 +192,18 @@ class PPO(Agent):
         variables = self._optimizer_variables()
         state = variables + self.optimizer.variables
         saved = snapshot(state)
-        old_params = [tf.stop_gradient(p) for p in self.policy_params(obs)]
-        n = tf.shape(obs)[0]
+        old_params = [tf.stop_gradient(p) for p in self.policy_params(obs, masks)]
+        n = tf.shape(weights)[0]
+        data = {
+            "obs": obs,
+            "actions": actions,
+            "log_probs": log_probs,
+            "advantages": advantages,
+            "returns": returns,
+            "weights": weights,
+        }
+        if masks is not None:
+            data["masks"] = masks
         n_batches = n // self.batch_size
         names = ("policy_loss", "value_loss", "entropy", "loss", "approx_kl")
         if self.clip_ratio is not None:
@@ -199,9 +212,7 @@ class PPO(Agent):
 
         def minibatch(perm, epoch, b, sums, count, bad, stop):
             idx = tf.slice(perm, [b * mb_size], [mb_size])
-            mb = [
-                tf.gather(t, idx) for t in (obs, actions, log_probs, advantages, returns, weights)
-            ]
+            mb = tf.nest.map_structure(lambda t: tf.gather(t, idx), data)
             mb_old = [tf.gather(p, idx) for p in old_params]
             stats, ok, stop = minibatch_step(mb, mb_old)
             sums = {k: sums[k] + stats[k] for k in names}
@@ -230,7 +241,7 @@ class PPO(Agent):
         )
         rollback(state, saved, bad)
         logs = {k: sums[k] / tf.maximum(count, 1.0) for k in names}
-        new_params = self.policy_params(obs)
+        new_params = self.policy_params(obs, masks)
         kl = weighted_mean(self.action_distribution.kl(old_params, new_params), weights)
         logs["kl"] = kl
         logs["epochs_run"] = tf.cast(epoch, tf.float32)

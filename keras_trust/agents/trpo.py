@@ -82,21 +82,21 @@ class TRPO(Agent):
         if isinstance(self.value_optimizer, CurvatureOptimizer):
             raise ValueError("TRPO's value_optimizer must be a first-order optimizer (e.g. Adam).")
 
-    def _train(self, obs, actions, log_probs, advantages, returns, weights, seed):
+    def _train(self, obs, actions, log_probs, advantages, returns, weights, seed, masks=None):
         if self.normalize_advantage:
             advantages = normalize_advantages(advantages, weights)
         dist = self.action_distribution
-        old_params = [tf.stop_gradient(p) for p in self.policy_params(obs)]
+        old_params = [tf.stop_gradient(p) for p in self.policy_params(obs, masks)]
 
         def loss_fn():
-            ratio = tf.exp(dist.log_prob(self.policy_params(obs), actions) - log_probs)
+            ratio = tf.exp(dist.log_prob(self.policy_params(obs, masks), actions) - log_probs)
             return -weighted_mean(ratio * advantages, weights)
 
         def kl_fn():
-            return weighted_mean(dist.kl(old_params, self.policy_params(obs)), weights)
+            return weighted_mean(dist.kl(old_params, self.policy_params(obs, masks)), weights)
 
         info = self.optimizer.minimize(loss_fn, self.policy_variables, kl_fn)
-        entropy = weighted_mean(dist.entropy(self.policy_params(obs)), weights)
+        entropy = weighted_mean(dist.entropy(self.policy_params(obs, masks)), weights)
         value_loss, value_bad = fit_critic(
             self.value_estimate,
             obs,

@@ -4,7 +4,11 @@
 |-----------------|--------------------|-----------------------|---------------------------------|
 | `Discrete(n)`   | `Categorical`      | `"categorical"`       | `[logits (B, n)]`               |
 | `MultiDiscrete` | `MultiCategorical` | `"multi_categorical"` | `[logits (B, k, max_n)]`, padded |
-| `Box` (1-D)     | `DiagGaussian`     | `"diag_gaussian"`     | `[mean (B, d), log_std (B, d)]` |
+| `MultiBinary`   | `Bernoulli`        | `"bernoulli"`         | `[logits (B, n)]`               |
+| `Box`           | `DiagGaussian`     | `"diag_gaussian"`     | `[mean (B, d), log_std (B, d)]` |
+| `Box` (bounded) | `SquashedDiagGaussian` | `"squashed_gaussian"` | `[mean, log_std]` (pre-tanh) |
+
+`Categorical` and `MultiCategorical` accept action masks (`apply_mask`).
 
 Heads are Keras layers that output parameter tensors, never distribution objects; the
 distribution object builds the TFP distribution from them. A new action space is one
@@ -20,32 +24,52 @@ Example:
 import tensorflow as tf
 
 from keras_trust.distributions.base import ActionDistribution
+from keras_trust.distributions.bernoulli import Bernoulli, BernoulliHead
 from keras_trust.distributions.categorical import Categorical, CategoricalHead
 from keras_trust.distributions.diag_gaussian import DiagGaussian, DiagGaussianHead
 from keras_trust.distributions.multi_categorical import MultiCategorical, MultiCategoricalHead
+from keras_trust.distributions.squashed_gaussian import SquashedDiagGaussian
 
-# Tried in order by `for_space`.
-DISTRIBUTIONS = (Categorical, MultiCategorical, DiagGaussian)
+# The default for each space, tried in order by `for_space`.
+DEFAULTS = (Categorical, MultiCategorical, Bernoulli, DiagGaussian)
+# Every kind, selectable by name with `for_space(space, action_distribution=name)`.
+DISTRIBUTIONS = (*DEFAULTS, SquashedDiagGaussian)
 KINDS = tuple(cls.name for cls in DISTRIBUTIONS)
 _BY_NAME = {cls.name: cls for cls in DISTRIBUTIONS}
 
 
-def for_space(space, **options) -> ActionDistribution:
+def for_space(space, action_distribution=None, **options) -> ActionDistribution:
     """The action distribution for a gymnasium action space.
 
     Args:
         space: the action space.
+        action_distribution: a kind's name (e.g. `"squashed_gaussian"`) instead of the
+            space's default. Defaults to `None`.
         **options: kind-specific options (e.g. `log_std_init` for Gaussians).
 
     Raises:
         ValueError: naming the space when no distribution supports it.
     """
-    for cls in DISTRIBUTIONS:
+    if action_distribution is not None:
+        cls = _BY_NAME.get(action_distribution)
+        if cls is None:
+            raise ValueError(
+                f"Unknown action_distribution {action_distribution!r}; expected one of "
+                f"{KINDS}. Received: action_distribution={action_distribution!r}"
+            )
+        if not cls.supports(space):
+            raise ValueError(
+                f"action_distribution={action_distribution!r} does not support the action "
+                f"space {space}."
+            )
+        return cls(space, **options)
+    for cls in DEFAULTS:
         if cls.supports(space):
             return cls(space, **options)
     raise ValueError(
         f"Unsupported action space {type(space).__name__} ({space}): keras_trust supports "
-        "Discrete, MultiDiscrete and 1-D Box action spaces."
+        "Discrete, MultiDiscrete, MultiBinary and float Box action spaces. Flatten a "
+        "Dict/Tuple action space into one of these with an action wrapper."
     )
 
 
@@ -93,7 +117,10 @@ def deterministic_action(kind: str, params) -> tf.Tensor:
 
 
 def infer_kind(params) -> str:
-    """Guesses the kind from the parameter list: 2 tensors -> Gaussian, rank 3 -> multi."""
+    """Guesses the kind from the parameter list: 2 tensors -> Gaussian, rank 3 -> multi.
+
+    Ambiguous for Bernoulli logits (rank 2, like categorical ones): pass the kind.
+    """
     params = list(params)
     if len(params) == 2:
         return "diag_gaussian"
@@ -105,12 +132,15 @@ def infer_kind(params) -> str:
 __all__ = [
     "KINDS",
     "ActionDistribution",
+    "Bernoulli",
+    "BernoulliHead",
     "Categorical",
     "CategoricalHead",
     "DiagGaussian",
     "DiagGaussianHead",
     "MultiCategorical",
     "MultiCategoricalHead",
+    "SquashedDiagGaussian",
     "by_name",
     "distribution_kind",
     "for_space",

@@ -85,6 +85,14 @@ class ActionDistribution:
         """The network's action batch -> the env's action batch (TF). Identity here."""
         return action
 
+    # Kinds that accept action masks set `mask_size` (a mask row's length) and
+    # override `apply_mask(params, mask)`; `None` means masks are not supported.
+    mask_size = None
+
+    def apply_mask(self, params, mask):
+        """Parameters under a boolean action mask `(B, mask_size)`."""
+        raise ValueError(f"{type(self).__name__} actions cannot be masked.")
+
     @property
     def env_dtype(self):
         """The NumPy dtype the env's `step` expects (the space's dtype)."""

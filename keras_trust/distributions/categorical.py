@@ -7,6 +7,9 @@ import tensorflow_probability as tfp
 
 from keras_trust.distributions.base import ActionDistribution, discrete_offset, orthogonal
 
+# Logit of a masked (or padded) action: see `Categorical.apply_mask`.
+MASKED_LOGIT = -1e9
+
 
 @keras.saving.register_keras_serializable(package="keras_trust")
 class CategoricalHead(keras.layers.Layer):
@@ -74,6 +77,19 @@ class Categorical(ActionDistribution):
 
     def mode(self, params):
         return tf.argmax(params[0], axis=-1, output_type=tf.int64)
+
+    @property
+    def mask_size(self) -> int:
+        """Length of an action mask row: one bool per action."""
+        return int(self.space.n)
+
+    def apply_mask(self, params, mask):
+        """Logits with the masked actions set to `MASKED_LOGIT` (probability exactly 0).
+
+        exp() of the masked logit underflows to exactly 0 while log-softmax stays finite,
+        so masked actions are never sampled or chosen and add exactly 0 to entropy and KL.
+        """
+        return [tf.where(tf.cast(mask, tf.bool), params[0], MASKED_LOGIT)]
 
     def env_action(self, action):
         offset = discrete_offset(self.space)

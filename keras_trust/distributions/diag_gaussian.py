@@ -1,4 +1,4 @@
-"""Diagonal Gaussian with a state-independent log-std, for 1-D float `Box` actions."""
+"""Diagonal Gaussian with a state-independent log-std, for float `Box` actions of any shape."""
 
 import gymnasium as gym
 import keras
@@ -65,7 +65,8 @@ class DiagGaussian(ActionDistribution):
 
     Samples are `mean + exp(log_std) * eps` with standard-normal `eps`. The env receives
     the sample clipped to the space's bounds (as Stable-Baselines3 does); the stored
-    action, and so its log-probability, is the unclipped sample.
+    action, and so its log-probability, is the unclipped sample. A Box of any shape is
+    handled flat inside (`d = prod(shape)`) and reshaped to the space's shape for the env.
 
     Options:
         log_std_init: initial log-std of the head. Defaults to `0.0`.
@@ -77,18 +78,20 @@ class DiagGaussian(ActionDistribution):
     def supports(cls, space) -> bool:
         if not isinstance(space, gym.spaces.Box):
             return False
-        if len(space.shape) != 1:
-            raise ValueError(
-                f"Unsupported action space {space}: Box actions must be 1-D. "
-                f"Received shape {space.shape}."
-            )
+        if len(space.shape) == 0 or int(np.prod(space.shape)) == 0:
+            raise ValueError(f"Unsupported action space {space}: a Box action needs a shape.")
         if not np.issubdtype(space.dtype, np.floating):
             raise ValueError(f"Unsupported action space {space}: Box actions must be float.")
         return True
 
     def make_head(self, **kwargs):
         kwargs.setdefault("log_std_init", float(self.options.get("log_std_init", 0.0)))
-        return DiagGaussianHead(int(self.space.shape[0]), **kwargs)
+        return DiagGaussianHead(self.dim, **kwargs)
+
+    @property
+    def dim(self) -> int:
+        """Number of action dimensions (the Box flattened)."""
+        return int(np.prod(self.space.shape))
 
     def distribution(self, params):
         mean, log_std = params
@@ -98,7 +101,7 @@ class DiagGaussian(ActionDistribution):
 
     @property
     def noise_shape(self) -> tuple:
-        return (int(self.space.shape[0]),)
+        return (self.dim,)
 
     def noise(self, rng, size):
         return rng.standard_normal((*size, *self.noise_shape))
@@ -111,7 +114,13 @@ class DiagGaussian(ActionDistribution):
         return params[0]
 
     def env_action(self, action):
-        low, high = self.space.low, self.space.high
-        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        low, high = self.space.low.reshape(-1), self.space.high.reshape(-1)
+        if np.all(np.isfinite(low)) and np.all(np.isfinite(high)):
+            action = tf.clip_by_value(action, float32_constant(low), float32_constant(high))
+        return self.to_space_shape(action)
+
+    def to_space_shape(self, action):
+        """`(B, d)` -> `(B, *shape)` (the identity for a 1-D Box)."""
+        if len(self.space.shape) == 1:
             return action
-        return tf.clip_by_value(action, float32_constant(low), float32_constant(high))
+        return tf.reshape(action, [-1, *self.space.shape])

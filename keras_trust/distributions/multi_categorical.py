@@ -6,11 +6,11 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from keras_trust.distributions.base import orthogonal
-from keras_trust.distributions.categorical import Categorical
+from keras_trust.distributions.categorical import MASKED_LOGIT, Categorical
 
 # Logit given to the padded (impossible) categories of MultiDiscrete sub-actions: exp()
 # underflows to exactly 0, while log-softmax stays finite so KL and entropy stay finite.
-PAD_LOGIT = -1e9
+PAD_LOGIT = MASKED_LOGIT
 
 
 @keras.saving.register_keras_serializable(package="keras_trust")
@@ -82,3 +82,16 @@ class MultiCategorical(Categorical):
     @property
     def noise_shape(self) -> tuple:
         return (len(self.space.nvec), int(max(self.space.nvec)))
+
+    @property
+    def mask_size(self) -> int:
+        """Length of an action mask row: the sub-actions' masks concatenated."""
+        return int(sum(self.space.nvec))
+
+    def apply_mask(self, params, mask):
+        """Masks `(B, sum(nvec))` split per sub-action and padded like the logits."""
+        nvec = [int(n) for n in self.space.nvec]
+        width = max(nvec)
+        parts = tf.split(tf.cast(mask, tf.bool), nvec, axis=-1)
+        padded = tf.stack([tf.pad(p, [[0, 0], [0, width - n]]) for p, n in zip(parts, nvec)], 1)
+        return [tf.where(padded, params[0], MASKED_LOGIT)]

@@ -30,9 +30,10 @@ def training_batch(rollout, rewards, gamma, gae_lambda, seed):
         seed: int64 pair seeding the update's shuffles.
 
     Returns:
-        `(batch, explained_variance)`; `batch` maps `obs`, `actions`, `log_probs`,
-        `advantages`, `returns`, `weights` (0 on reset steps) and `seed` to tensors
-        with the `T * n_envs` steps along the first axis.
+        `(batch, explained_variance)`; `batch` maps `obs` (a nest for Dict/Tuple
+        spaces), `actions`, `log_probs`, `advantages`, `returns`, `weights` (0 on reset
+        steps), `seed` and, for masked agents, `masks` to tensors with the `T * n_envs`
+        steps along the first axis.
     """
     advantages, returns = compute_gae(
         rewards,
@@ -51,7 +52,7 @@ def training_batch(rollout, rewards, gamma, gae_lambda, seed):
         return tf.convert_to_tensor(x if dtype is None else x.astype(dtype))
 
     batch = {
-        "obs": flat(rollout.observations),
+        "obs": tf.nest.map_structure(flat, rollout.observations),
         "actions": flat(rollout.actions),
         "log_probs": flat(rollout.log_probs),
         "advantages": flat(advantages),
@@ -59,4 +60,6 @@ def training_batch(rollout, rewards, gamma, gae_lambda, seed):
         "weights": flat(rollout.valid, np.float32),
         "seed": tf.constant(seed, dtype=tf.int64),
     }
+    if rollout.action_masks is not None:
+        batch["masks"] = flat(rollout.action_masks)
     return batch, explained

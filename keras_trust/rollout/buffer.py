@@ -3,13 +3,15 @@
 from typing import NamedTuple
 
 import numpy as np
+import tensorflow as tf
 
 
 class Rollout(NamedTuple):
     """A `(T, n_envs)` rollout collected in gymnasium's NEXT_STEP autoreset mode.
 
     Attributes:
-        observations: `(T, n_envs, *obs_shape)` raw observations the actions were taken in.
+        observations: `(T, n_envs, *obs_shape)` observations the actions were taken in (a
+            nest of such arrays for Dict/Tuple spaces; images uint8, other leaves float32).
         actions: `(T, n_envs, *action_shape)` sampled actions (unclipped for Box).
         log_probs: `(T, n_envs)` log-probabilities of the actions when sampled.
         values: `(T + 1, n_envs)` critic values (model units); the last row bootstraps.
@@ -20,6 +22,8 @@ class Rollout(NamedTuple):
         episode_returns: returns of the episodes that ended during the rollout.
         episode_lengths: their lengths.
         last_observations: `(n_envs, *obs_shape)` observations after the last step.
+        action_masks: `(T, n_envs, mask_size)` bool masks the actions were sampled under,
+            or None for an agent without masks.
     """
 
     observations: np.ndarray
@@ -33,6 +37,7 @@ class Rollout(NamedTuple):
     episode_returns: list
     episode_lengths: list
     last_observations: np.ndarray
+    action_masks: np.ndarray | None = None
 
     @property
     def num_steps(self) -> int:
@@ -49,8 +54,11 @@ class Rollout(NamedTuple):
             items = [getattr(p, name) for p in parts]
             if name in ("episode_returns", "episode_lengths"):
                 fields[name] = [x for item in items for x in item]
-            elif name == "last_observations":
-                fields[name] = np.concatenate(items, axis=0)
+            elif items[0] is None:
+                fields[name] = None
             else:
-                fields[name] = np.concatenate(items, axis=1)
+                axis = 0 if name == "last_observations" else 1
+                fields[name] = tf.nest.map_structure(
+                    lambda *xs, axis=axis: np.concatenate(xs, axis=axis), *items
+                )
         return Rollout(**fields)

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from keras_trust.observations import ObservationFormat
+from keras_trust.rollout import masks
 from keras_trust.rollout.buffer import Rollout
 from keras_trust.rollout.envs import make_vector_env
 
@@ -20,6 +22,9 @@ class Sampler:
 
     def collect(self, agent, n_steps: int, iteration: int) -> Rollout:
         raise NotImplementedError
+
+    # Whether the envs provide action masks (`info["action_mask"]` or `action_masks()`).
+    action_masks = False
 
     def logs(self) -> dict:
         """Extra per-epoch log entries (e.g. worker restarts); merged into `fit`'s logs."""
@@ -40,7 +45,9 @@ class EnvRunner:
     def __init__(self, envs, env_ids, seed=None):
         self.envs = envs
         self.env_ids = np.asarray(env_ids)
-        self.obs, _ = envs.reset(seed=seed)
+        self.format = ObservationFormat(envs.single_observation_space)
+        self.obs, self.infos = envs.reset(seed=seed)
+        self.has_masks = masks.env_provides_masks(envs, self.infos)
         n = envs.num_envs
         self.prev_done = np.zeros(n, dtype=bool)
         self.ep_return = np.zeros(n)
@@ -48,30 +55,35 @@ class EnvRunner:
         self.steps = 0
 
     def collect(self, agent, n_steps: int, iteration: int) -> Rollout:
-        envs, n = self.envs, self.envs.num_envs
+        envs, n, fmt = self.envs, self.envs.num_envs, self.format
         policy = agent.acting
         policy.start_rollout(policy.sampling_noise(agent.seed, n_steps, self.env_ids, iteration))
         act, step = policy.act, envs.step
-        obs_buf = np.empty((n_steps, n, *envs.single_observation_space.shape), np.float32)
+        mask_size = agent.action_distribution.mask_size if agent.masked else None
+        obs_buf = fmt.empty((n_steps, n))
+        mask_buf = None if mask_size is None else np.empty((n_steps, n, mask_size), bool)
         act_buf = None
         logp_buf = np.empty((n_steps, n), dtype=np.float32)
         val_buf = np.empty((n_steps + 1, n), dtype=np.float32)
         rew_buf = np.empty((n_steps, n), dtype=np.float32)
         term_buf = np.empty((n_steps, n), dtype=bool)
         trunc_buf = np.empty((n_steps, n), dtype=bool)
-        obs = self.obs
+        obs, infos, mask = self.obs, self.infos, None
         for t in range(n_steps):
-            obs_buf[t] = obs
-            action, env_action, logp_buf[t], val_buf[t] = act(obs_buf[t])
+            fmt.store(obs_buf, t, obs)
+            stored = fmt.take(obs_buf, t)
+            if mask_buf is not None:
+                mask = mask_buf[t] = self._masks(infos, mask_size, t)
+            action, env_action, logp_buf[t], val_buf[t] = act(stored, mask)
             if act_buf is None:
                 act_buf = np.empty((n_steps, *action.shape), dtype=action.dtype)
             act_buf[t] = action
-            obs, rew_buf[t], term_buf[t], trunc_buf[t], _ = step(env_action)
-            if not (np.isfinite(rew_buf[t]).all() and np.isfinite(obs).all()):
+            obs, rew_buf[t], term_buf[t], trunc_buf[t], infos = step(env_action)
+            if not (np.isfinite(rew_buf[t]).all() and fmt.all_finite(obs)):
                 self.steps += t + 1
                 self._raise_non_finite(obs, rew_buf[t])
         self.steps += n_steps
-        self.obs = obs
+        self.obs, self.infos = obs, infos
         val_buf[n_steps] = policy.value(obs)
         valid_buf, ep_returns, ep_lengths = self._episodes(rew_buf, term_buf | trunc_buf)
         return Rollout(
@@ -85,8 +97,20 @@ class EnvRunner:
             valid_buf,
             ep_returns,
             ep_lengths,
-            np.array(obs, dtype=np.float32),
+            fmt.as_arrays(obs),
+            mask_buf,
         )
+
+    def _masks(self, infos, size, t):
+        mask = masks.read_masks(self.envs, infos, size)
+        empty = ~mask.any(axis=-1)
+        if empty.any():
+            i = int(np.flatnonzero(empty)[0])
+            raise ValueError(
+                f"Environment {int(self.env_ids[i])} gave an action mask with no allowed "
+                f"action (all False) at step {self.steps + t} of this fit."
+            )
+        return mask
 
     def _episodes(self, rewards, done):
         """Valid-step mask and the returns/lengths of the episodes that ended.
@@ -117,8 +141,7 @@ class EnvRunner:
         return valid, [float(r) for r in ep_returns], [int(n) for n in ep_lengths]
 
     def _raise_non_finite(self, obs, reward):
-        flat_obs = np.asarray(obs, dtype=np.float64).reshape(len(reward), -1)
-        bad = ~np.isfinite(np.asarray(reward, dtype=np.float64)) | ~np.isfinite(flat_obs).all(1)
+        bad = ~np.isfinite(np.asarray(reward, dtype=np.float64)) | self.format.non_finite_rows(obs)
         i = int(np.flatnonzero(bad)[0])
         what = "reward" if not np.isfinite(reward[i]) else "observation"
         raise ValueError(
@@ -147,6 +170,7 @@ class InProcessSampler(Sampler):
     def start(self, env, n_envs, seed):
         envs, self._owned = make_vector_env(env, n_envs, self.vectorization)
         self.runner = EnvRunner(envs, np.arange(n_envs), seed=seed)
+        self.action_masks = self.runner.has_masks
         return envs.single_observation_space, envs.single_action_space
 
     def collect(self, agent, n_steps, iteration):

@@ -1,0 +1,199 @@
+"""Observations of any supported space as nests of arrays: storage, specs, network input.
+
+A `Dict` or `Tuple` observation is a nest (dict keyed like the space, tuple) whose
+leaves are `Box`, `Discrete`, `MultiBinary` or `MultiDiscrete` arrays; a flat space is a
+single leaf. Everything that moves observations (the rollout buffers, the compiled act
+step, the training batch, Ray transfers, exports) maps over the leaves in one fixed
+order, `tf.nest`'s (dict keys sorted), so the nest never needs a special case.
+
+Storage: images (rank-3 uint8 `Box`) stay uint8, a quarter of float32's memory; every
+other leaf is float32 (a `Discrete` leaf is its index). Network input
+(`ObservationFormat.preprocess`): `Discrete` and `MultiDiscrete` one-hot, `MultiBinary`
+0/1 floats, images cast to float (raw 0-255: the default CNN torso scales by 1/255),
+other `Box` leaves cast to float and, if enabled, normalized by running statistics.
+"""
+
+import gymnasium as gym
+import numpy as np
+import tensorflow as tf
+
+from keras_trust.spaces import check_observation_space, is_image
+
+
+def _template(space):
+    if isinstance(space, gym.spaces.Dict):
+        return {k: _template(s) for k, s in space.spaces.items()}
+    if isinstance(space, gym.spaces.Tuple):
+        return tuple(_template(s) for s in space.spaces)
+    return space
+
+
+def _names(space, prefix):
+    if isinstance(space, gym.spaces.Dict):
+        return {
+            k: _names(s, f"{prefix}_{k}" if prefix else str(k)) for k, s in space.spaces.items()
+        }
+    if isinstance(space, gym.spaces.Tuple):
+        return tuple(
+            _names(s, f"{prefix}_{i}" if prefix else str(i)) for i, s in enumerate(space.spaces)
+        )
+    return prefix
+
+
+def leaf_shape(space) -> tuple:
+    """Shape of one stored observation of a leaf space (Discrete: a scalar index)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return ()
+    if isinstance(space, gym.spaces.MultiBinary):
+        return tuple(np.atleast_1d(space.n).tolist())
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return tuple(space.nvec.shape)
+    return tuple(space.shape)
+
+
+def storage_dtype(space):
+    """uint8 for images, float32 for every other leaf."""
+    return np.uint8 if is_image(space) else np.float32
+
+
+def normalizable(space) -> bool:
+    """Whether running mean/std normalization applies: non-image float `Box` leaves."""
+    return (
+        isinstance(space, gym.spaces.Box)
+        and not is_image(space)
+        and np.issubdtype(space.dtype, np.floating)
+    )
+
+
+class ObservationFormat:
+    """The leaves of an observation space and how each is stored and fed to a network.
+
+    Args:
+        space: a supported observation space (`ValueError` naming it otherwise).
+    """
+
+    def __init__(self, space):
+        check_observation_space(space)
+        self.space = space
+        self.template = _template(space)
+        self.leaves = tf.nest.flatten(self.template)
+        self.nested = isinstance(space, gym.spaces.Dict | gym.spaces.Tuple)
+        # Each leaf's path joined by "_" (e.g. "image", "sensors_0"); "" for a flat space.
+        self.leaf_names = tf.nest.flatten(_names(space, "")) if self.nested else [""]
+
+    # --- nests ------------------------------------------------------------------------
+    def flatten(self, obs) -> list:
+        """The leaves of an observation nest, in the fixed order."""
+        return tf.nest.flatten(obs) if self.nested else [obs]
+
+    def pack(self, leaves):
+        """Inverse of `flatten`."""
+        return tf.nest.pack_sequence_as(self.template, list(leaves)) if self.nested else leaves[0]
+
+    def map(self, fn, *nests):
+        """`fn(leaf_space, *leaves)` for each leaf, packed like the space."""
+        flats = [self.flatten(n) for n in nests]
+        return self.pack([fn(space, *xs) for space, *xs in zip(self.leaves, *flats)])
+
+    # --- storage ----------------------------------------------------------------------
+    def specs(self):
+        """A nest of `tf.TensorSpec((None, *shape), dtype)`: the compiled functions' input."""
+        return self.pack(
+            [tf.TensorSpec((None, *leaf_shape(s)), storage_dtype(s)) for s in self.leaves]
+        )
+
+    def empty(self, lead: tuple):
+        """Uninitialized storage for `lead` (e.g. `(T, n_envs)`) observations."""
+        return self.pack([np.empty((*lead, *leaf_shape(s)), storage_dtype(s)) for s in self.leaves])
+
+    def zeros(self, batch: int):
+        """A batch of zero observations (for checking that a model accepts the space)."""
+        return self.pack([np.zeros((batch, *leaf_shape(s)), storage_dtype(s)) for s in self.leaves])
+
+    def store(self, buffer, index, obs) -> None:
+        """`buffer[index] = obs`, leaf by leaf."""
+        for buf, x in zip(self.flatten(buffer), self.flatten(obs)):
+            buf[index] = x
+
+    def take(self, obs, index):
+        """`obs[index]` for every leaf (NumPy indexing)."""
+        return self.pack([x[index] for x in self.flatten(obs)])
+
+    def as_arrays(self, obs):
+        """A copy of an observation nest as NumPy arrays of the storage dtypes."""
+        return self.map(lambda s, x: np.array(x, dtype=storage_dtype(s)), obs)
+
+    def batch(self, obs):
+        """`(batch, single)`: a batch of observations (a single one gets a batch axis).
+
+        Raises:
+            ValueError: naming the expected and received shapes.
+        """
+        try:
+            arrays = [
+                np.asarray(x, storage_dtype(s)) for s, x in zip(self.leaves, self.flatten(obs))
+            ]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"Observations do not match the space {self.space}: {exc}") from exc
+        shapes = [leaf_shape(s) for s in self.leaves]
+        single = all(a.shape == shape for a, shape in zip(arrays, shapes))
+        if single:
+            arrays = [a[None] for a in arrays]
+        for a, shape in zip(arrays, shapes):
+            if a.shape[1:] != shape or a.shape[0] != arrays[0].shape[0]:
+                raise ValueError(
+                    f"Expected observations of shape {shape} (or a batch of them) for the "
+                    f"space {self.space}. Received shape {a.shape}."
+                )
+        return self.pack(arrays), single
+
+    def batch_size(self, obs) -> tf.Tensor:
+        """The batch size of an observation nest (graph code)."""
+        return tf.shape(self.flatten(obs)[0])[0]
+
+    def all_finite(self, obs) -> bool:
+        """Whether every float leaf of an observation nest is finite (the per-step check)."""
+        return all(
+            np.isfinite(x).all()
+            for s, x in zip(self.leaves, self.flatten(obs))
+            if storage_dtype(s) != np.uint8
+        )
+
+    def non_finite_rows(self, obs) -> np.ndarray:
+        """Bool `(batch,)`: rows with a NaN or inf in any float leaf."""
+        bad = None
+        for s, x in zip(self.leaves, self.flatten(obs)):
+            if storage_dtype(s) == np.uint8:
+                continue
+            x = np.asarray(x, np.float64).reshape(len(x), -1)
+            row = ~np.isfinite(x).all(1)
+            bad = row if bad is None else bad | row
+        return bad if bad is not None else np.zeros(len(self.flatten(obs)[0]), bool)
+
+    # --- network input ----------------------------------------------------------------
+    def preprocess(self, obs, normalizers):
+        """Stored observation batch -> network input nest (floats; see the module doc).
+
+        Args:
+            obs: an observation batch nest.
+            normalizers: one `RunningNormalization` (or None) per leaf.
+        """
+        out = []
+        for space, x, norm in zip(self.leaves, self.flatten(obs), normalizers):
+            x = tf.convert_to_tensor(x)
+            if isinstance(space, gym.spaces.Discrete):
+                x = tf.one_hot(tf.cast(x, tf.int32) - int(space.start), int(space.n))
+            elif isinstance(space, gym.spaces.MultiDiscrete):
+                nvec = space.nvec.reshape(-1)
+                start = np.asarray(space.start).reshape(-1)
+                flat = tf.reshape(tf.cast(x, tf.int32), [-1, len(nvec)])
+                x = tf.concat(
+                    [tf.one_hot(flat[:, i] - int(start[i]), int(n)) for i, n in enumerate(nvec)],
+                    axis=-1,
+                )
+            else:
+                x = tf.cast(x, tf.float32)
+                if norm is not None:
+                    x = norm(x)
+            out.append(x)
+        return self.pack(out)
