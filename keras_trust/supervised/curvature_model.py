@@ -57,7 +57,7 @@ class CurvatureModel(keras.Model):
     ['accepted', 'accuracy', 'kl', 'loss']
     """
 
-    def __init__(self, model, **kwargs):
+    def __init__(self, model: keras.layers.Layer, **kwargs):
         if not isinstance(model, keras.layers.Layer):
             raise ValueError(f"CurvatureModel wraps a Keras model. Received: model={model!r}")
         super().__init__(**kwargs)
@@ -65,7 +65,7 @@ class CurvatureModel(keras.Model):
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.accepted_tracker = keras.metrics.Mean(name="accepted")
         self.backtracks_tracker = keras.metrics.Mean(name="backtracks")
-        self.kl_loss_weights = None
+        self._kl_loss_weights = None
 
     def call(self, inputs, training=None):
         return self.model(inputs, training=training)
@@ -93,7 +93,7 @@ class CurvatureModel(keras.Model):
         if isinstance(inner, CURVATURE_OPTIMIZERS):
             self._check_curvature_setup(inner, optimizer, loss, kwargs)
         super().compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, **kwargs)
-        self.kl_loss_weights = loss_weights
+        self._kl_loss_weights = loss_weights
 
     def compile_from_config(self, config):
         # Keras skips compile() on load for models that override it; this one only adds
@@ -159,7 +159,7 @@ class CurvatureModel(keras.Model):
         loss = self.compute_loss(x, y, y_old, sample_weight, training=True)
         metric_variables = tf_variables(self.metrics_variables)
         logged = [tf.identity(v) for v in metric_variables]
-        terms = output_kls(self.loss, self.kl_loss_weights, y_old, self.output_names)
+        terms = output_kls(self.loss, self._kl_loss_weights, y_old, self.output_names)
 
         def loss_fn():
             return self.compute_loss(x, y, forward(), sample_weight, training=True)

@@ -94,7 +94,7 @@ def _clipped(p):
     return tf.clip_by_value(p, eps, 1.0 - eps)
 
 
-def predictive_kl(loss) -> Callable:
+def predictive_kl(loss: str | keras.losses.Loss | Callable) -> Callable:
     """The elementwise KL of the predictive distribution behind a Keras loss.
 
     Args:

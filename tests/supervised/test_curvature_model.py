@@ -180,6 +180,21 @@ def test_keras_file_round_trip_gives_identical_predictions_and_training(tmp_path
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_xla_compiled_step_equals_the_graph_step():
+    # jit_compile="auto" turns XLA on where a GPU is present.
+    x, y = data()
+    steps = []
+    for jit in (False, True):
+        model = mlp()
+        wrapped = kt.supervised.CurvatureModel(model)
+        wrapped.compile(optimizer=kt.optimizers.TrustRegion(), loss=SCCE, jit_compile=jit)
+        logs = wrapped.train_on_batch(x[:64], y[:64], return_dict=True)
+        assert logs["accepted"] == 1.0
+        steps.append(model.get_weights())
+    for a, b in zip(*steps):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_other_optimizers_train_as_the_plain_model_would():
     model, (x, y) = mlp(), data()
     wrapped = kt.supervised.CurvatureModel(model)
