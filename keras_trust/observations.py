@@ -11,13 +11,15 @@ other leaf is float32 (a `Discrete` leaf is its index). Network input
 (`ObservationFormat.preprocess`): `Discrete` and `MultiDiscrete` one-hot, `MultiBinary`
 0/1 floats, images cast to float (raw 0-255: the default CNN torso scales by 1/255),
 other `Box` leaves cast to float and, if enabled, normalized by running statistics.
+Channels-first images (`FrameStackObservation` over `AtariPreprocessing`: (4, 84, 84))
+are transposed to channels last, so the network always sees `(B, H, W, C)`.
 """
 
 import gymnasium as gym
 import numpy as np
 import tensorflow as tf
 
-from keras_trust.spaces import check_observation_space, is_image
+from keras_trust.spaces import channels_first, check_observation_space, is_image
 
 
 def _template(space):
@@ -193,6 +195,8 @@ class ObservationFormat:
                 )
             else:
                 x = tf.cast(x, tf.float32)
+                if is_image(space) and channels_first(space):
+                    x = tf.transpose(x, [0, 2, 3, 1])
                 if norm is not None:
                     x = norm(x)
             out.append(x)

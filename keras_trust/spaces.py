@@ -21,6 +21,16 @@ def is_image(space) -> bool:
     )
 
 
+def channels_first(space) -> bool:
+    """Whether an image is laid out channels first, e.g. `FrameStackObservation`'s (4, 84, 84).
+
+    As Stable-Baselines3 decides it: the smallest of the three dimensions comes first.
+    Such images are transposed to channels last before the network.
+    """
+    shape = space.shape
+    return int(np.argmin(shape)) == 0 and shape[0] < shape[-1]
+
+
 def check_observation_space(space, path="observation") -> None:
     """Raises `ValueError` naming the space unless keras_trust can feed it to a network."""
     if isinstance(space, gym.spaces.Dict):

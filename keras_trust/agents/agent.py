@@ -21,6 +21,7 @@ from keras_trust.observations import ObservationFormat, leaf_shape
 from keras_trust.ops.state import unique
 from keras_trust.rollout import masks
 from keras_trust.rollout.collector import InProcessSampler
+from keras_trust.rollout.envs import single_env
 from keras_trust.rollout.evaluation import run_episodes
 from keras_trust.spaces import space_from_config, space_to_config
 
@@ -36,6 +37,7 @@ HYPERPARAMETERS = (
     "normalize_advantage",
     "hidden_sizes",
     "log_std_init",
+    "use_action_masks",
 )
 
 
@@ -64,6 +66,8 @@ class Agent(keras.Model):
         action_distribution: the name of a distribution for the action space other
             than its default, e.g. `"squashed_gaussian"` for bounded Box actions.
             Defaults to `None`.
+        use_action_masks: read the env's action masks (`info["action_mask"]` or
+            `action_masks()`) when it provides them. Defaults to `True`.
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class Agent(keras.Model):
         hidden_sizes=(64, 64),
         log_std_init=0.0,
         action_distribution=None,
+        use_action_masks=True,
         **kwargs,
     ):
         kwargs.setdefault("name", type(self).__name__.lower())
@@ -105,6 +110,7 @@ class Agent(keras.Model):
             f"Received: action_distribution={action_distribution!r}",
         )
         self.action_distribution_name = action_distribution
+        self.use_action_masks = bool(use_action_masks)
         self._user_policy = policy
         self._user_value = value
         self.policy_torso = None
@@ -376,7 +382,8 @@ class Agent(keras.Model):
             self._seed.assign(int(np.random.SeedSequence().entropy % (2**62)))
         try:
             spaces = sampler.start(env, self.n_envs, seed)
-            self._ensure_ready(*spaces, seed, masked=sampler.action_masks)
+            masked = self.use_action_masks and sampler.action_masks
+            self._ensure_ready(*spaces, seed, masked=masked)
             return train(self, sampler, int(total_timesteps), callbacks, verbose)
         finally:
             sampler.close()
@@ -448,7 +455,19 @@ class Agent(keras.Model):
         """
         self._check_built()
         require_positive_int("episodes", episodes)
-        return run_episodes(self.predict, env, episodes, deterministic, seed)
+        if not self.masked:
+            return run_episodes(self.predict, env, episodes, deterministic, seed)
+        env, owned = single_env(env)
+        tracker = masks.MaskTracker(env)
+
+        def predict(obs, **kwargs):
+            return self.predict(obs, action_mask=tracker.mask, **kwargs)
+
+        try:
+            return run_episodes(predict, tracker, episodes, deterministic, seed)
+        finally:
+            if owned:
+                env.close()
 
     # ---------------------------------------------------------- saving / export
     def save(self, filepath, overwrite=True, **kwargs):

@@ -50,7 +50,7 @@ def small_cnn(features: int = 128, name=None) -> keras.Model:
 
 
 def image_encoder(shape, name=None) -> keras.Model:
-    """The Nature CNN for images at least 36x36, else the small CNN."""
+    """The Nature CNN for images at least 36x36 (channels last `shape`), else the small CNN."""
     if min(shape[0], shape[1]) >= NATURE_MIN_SIZE:
         return nature_cnn(name=name)
     return small_cnn(name=name)

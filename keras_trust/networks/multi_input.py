@@ -12,7 +12,13 @@ import tensorflow as tf
 
 from keras_trust.networks.cnn import image_encoder
 from keras_trust.networks.mlp import mlp
-from keras_trust.spaces import is_image
+from keras_trust.spaces import channels_first, is_image
+
+
+def _image_shape(space):
+    """An image leaf's shape as the network sees it (channels last)."""
+    shape = tuple(space.shape)
+    return (*shape[1:], shape[0]) if channels_first(space) else shape
 
 
 class MultiInputTorso(keras.Model):
@@ -27,7 +33,9 @@ class MultiInputTorso(keras.Model):
     def __init__(self, leaf_spaces, hidden_sizes=(64, 64), activation="tanh", **kwargs):
         super().__init__(**kwargs)
         self.encoders = [
-            image_encoder(s.shape, name=f"leaf_{i}_cnn") if is_image(s) else keras.layers.Flatten()
+            image_encoder(_image_shape(s), name=f"leaf_{i}_cnn")
+            if is_image(s)
+            else keras.layers.Flatten()
             for i, s in enumerate(leaf_spaces)
         ]
         self.concat = keras.layers.Concatenate(axis=-1)
@@ -50,6 +58,6 @@ def default_torso(observation_format, hidden_sizes, name) -> keras.Model:
     leaves = observation_format.leaves
     if not observation_format.nested:
         if is_image(leaves[0]):
-            return image_encoder(leaves[0].shape, name=name)
+            return image_encoder(_image_shape(leaves[0]), name=name)
         return mlp(hidden_sizes, name=name)
     return MultiInputTorso(leaves, hidden_sizes, name=name)

@@ -6,6 +6,7 @@ method `action_masks()` (sb3-contrib's MaskablePPO convention). A row is a bool 
 of the allowed actions: `(n,)` for `Discrete(n)`, `(sum(nvec),)` for `MultiDiscrete`.
 """
 
+import gymnasium as gym
 import numpy as np
 
 
@@ -69,3 +70,31 @@ def mask_batch(size, action_mask, batch: int) -> np.ndarray:
         )
     check_rows(mask, "action_mask")
     return mask
+
+
+class MaskTracker(gym.Wrapper):
+    """Keeps the current action mask of one (non-vector) env, for `evaluate`.
+
+    Wraps the env's `reset` and `step` and reads the mask from their info (or the env's
+    `action_masks()`), so a policy can be given the mask of the state it acts in.
+    """
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.mask = None
+
+    def _read(self, info):
+        if "action_mask" in info:
+            self.mask = np.asarray(info["action_mask"], dtype=bool)
+        else:
+            self.mask = np.asarray(self.env.get_wrapper_attr("action_masks")(), dtype=bool)
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self._read(info)
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._read(info)
+        return obs, reward, terminated, truncated, info
