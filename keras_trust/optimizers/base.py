@@ -145,7 +145,9 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
     def apply(self, grads, trainable_variables=None):
         raise NotImplementedError(
             f"{type(self).__name__} needs the KL whose Hessian is its metric: call "
-            "`minimize(loss_fn, var_list, kl_fn)` instead of `apply`/`apply_gradients`."
+            "`minimize(loss_fn, var_list, kl_fn)` instead of `apply`/`apply_gradients`, "
+            "or, to train a Keras model with fit(), wrap it: "
+            "kt.supervised.CurvatureModel(model).compile(optimizer=..., loss=...)."
         )
 
     def _natural_direction(self, loss_fn, tvars, kl_fn):
