@@ -376,6 +376,7 @@ class Agent(keras.Model):
         require_positive_int("total_timesteps", total_timesteps)
         require(verbose in (0, 1, 2), f"verbose must be 0, 1 or 2. Received: verbose={verbose!r}")
         sampler = sampler or InProcessSampler()
+        self._adopt_sampler_envs(sampler)
         if seed is not None:
             self._seed.assign(int(seed))
         elif not self.built:
@@ -387,6 +388,16 @@ class Agent(keras.Model):
             return train(self, sampler, int(total_timesteps), callbacks, verbose)
         finally:
             sampler.close()
+
+    def _adopt_sampler_envs(self, sampler):
+        """A sampler that fixes the env count (Ray: workers x envs) sets `n_envs`.
+
+        An agent left at the default `n_envs=1` takes the sampler's count; another
+        explicit count that differs is the sampler's `ValueError` (in its `start`).
+        """
+        count = getattr(sampler, "num_envs", None)
+        if count is not None and self.n_envs == 1 and count != 1:
+            self.n_envs = int(count)
 
     def update(self, batch) -> dict:
         """One compiled update on a training batch (`rollout.batch.training_batch`)."""

@@ -75,9 +75,15 @@ class RolloutWorker:
         return self.runner
 
     def spaces(self):
-        """`(incarnation, observation_space, action_space)` of the worker's envs."""
-        envs = self._runner().envs
-        return self.incarnation, envs.single_observation_space, envs.single_action_space
+        """`(incarnation, observation_space, action_space, has_masks)` of the worker's envs."""
+        runner = self._runner()
+        envs = runner.envs
+        return (
+            self.incarnation,
+            envs.single_observation_space,
+            envs.single_action_space,
+            runner.has_masks,
+        )
 
     def collect(self, agent_key: str, agent_spec: list, weights, n_steps: int, iteration: int):
         """`(incarnation, rollout)`: `n_steps` steps of this worker's envs with `weights`.
@@ -205,7 +211,8 @@ class RaySampler(Sampler):
         except BaseException:
             self.close()
             raise
-        self._incarnations = [incarnation for incarnation, _, _ in answers]
+        self._incarnations = [answer[0] for answer in answers]
+        self.action_masks = bool(answers[0][3])
         return answers[0][1], answers[0][2]
 
     def _new_worker(self, k):

@@ -128,6 +128,21 @@ def test_ppo_learns_cartpole_on_two_workers(local_ray):
     assert agent.evaluate(ENV, episodes=10, seed=1000)["mean_return"] >= 475.0
 
 
+def test_the_contracts_example_takes_the_samplers_env_count():
+    """`kt.PPO().fit(..., sampler=RaySampler(num_workers=2, envs_per_worker=1))` as written in
+    API.md ("Scale-out"): the default n_envs=1 becomes the sampler's 2; an explicit other
+    count stays an error."""
+    agent = kt.PPO(n_steps=32, batch_size=32)
+    sampler = RaySampler(num_workers=2, envs_per_worker=1)
+    history = agent.fit(ENV, 128, seed=0, verbose=0, sampler=sampler)
+    assert agent.n_envs == 2 and agent.num_timesteps == 128
+    assert history.history["timesteps"] == [64.0, 128.0]
+    with pytest.raises(ValueError, match="construct the agent with n_envs"):
+        kt.PPO(n_envs=3, n_steps=32, batch_size=32).fit(
+            ENV, 96, verbose=0, sampler=RaySampler(num_workers=2, envs_per_worker=1)
+        )
+
+
 def test_n_envs_mismatch():
     with pytest.raises(ValueError, match=r"construct the agent with n_envs=.* = 4"):
         RaySampler(num_workers=2, envs_per_worker=2).start(ENV, 2, seed=0)
