@@ -5,7 +5,7 @@ import numpy as np
 from keras_trust.observations import ObservationFormat
 from keras_trust.rollout import masks
 from keras_trust.rollout.buffer import Rollout
-from keras_trust.rollout.envs import make_vector_env
+from keras_trust.rollout.envs import EnvError, make_vector_env
 
 
 class Sampler:
@@ -42,9 +42,10 @@ class EnvRunner:
         env_ids: global indices of its envs (seed streams and error messages use them).
     """
 
-    def __init__(self, envs, env_ids, seed=None):
+    def __init__(self, envs, env_ids, seed=None, timeout=None):
         self.envs = envs
         self.env_ids = np.asarray(env_ids)
+        self.timeout = timeout
         self.format = ObservationFormat(envs.single_observation_space)
         self.obs, self.infos = envs.reset(seed=seed)
         self.has_masks = masks.env_provides_masks(envs, self.infos)
@@ -58,7 +59,7 @@ class EnvRunner:
         envs, n, fmt = self.envs, self.envs.num_envs, self.format
         policy = agent.acting
         policy.start_rollout(policy.sampling_noise(agent.seed, n_steps, self.env_ids, iteration))
-        act, step = policy.act, envs.step
+        act, step = policy.act, envs.step if self.timeout is None else self._step_with_timeout
         mask_size = agent.action_distribution.mask_size if agent.masked else None
         obs_buf = fmt.empty((n_steps, n))
         mask_buf = None if mask_size is None else np.empty((n_steps, n, mask_size), bool)
@@ -100,6 +101,26 @@ class EnvRunner:
             fmt.as_arrays(obs),
             mask_buf,
         )
+
+    def _step_with_timeout(self, actions):
+        """`step` of an `AsyncVectorEnv` that gives up after `timeout` seconds.
+
+        The envs whose worker has not answered by then are named in the `EnvError`; the
+        vector env is closed (its workers terminated), since it cannot be stepped again.
+        """
+        import multiprocessing
+
+        self.envs.step_async(actions)
+        try:
+            return self.envs.step_wait(timeout=self.timeout)
+        except multiprocessing.TimeoutError:
+            pipes = getattr(self.envs, "parent_pipes", [])
+            hung = [int(self.env_ids[i]) for i, pipe in enumerate(pipes) if not pipe.poll()]
+            self.envs.close(terminate=True)
+            raise EnvError(
+                f"Environment(s) {hung} did not finish step() within timeout={self.timeout} s "
+                f"(step {self.steps} of this fit); their worker processes were terminated."
+            ) from None
 
     def _masks(self, infos, size, t):
         mask = masks.read_masks(self.envs, infos, size)
@@ -160,16 +181,24 @@ class InProcessSampler(Sampler):
     Args:
         vectorization: `"sync"` (`SyncVectorEnv`, default) or `"async"`
             (`AsyncVectorEnv` with the spawn context, one process per env).
+        timeout: with `"async"`, seconds a vector step may take before `fit` stops with
+            an `EnvError` naming the envs that hang. Defaults to `None` (wait forever).
     """
 
-    def __init__(self, vectorization: str = "sync"):
+    def __init__(self, vectorization: str = "sync", timeout: float | None = None):
+        if timeout is not None and (vectorization != "async" or not timeout > 0):
+            raise ValueError(
+                "timeout needs vectorization='async' and a positive number of seconds. "
+                f"Received: vectorization={vectorization!r}, timeout={timeout!r}"
+            )
         self.vectorization = vectorization
+        self.timeout = timeout
         self.runner = None
         self._owned = False
 
     def start(self, env, n_envs, seed):
         envs, self._owned = make_vector_env(env, n_envs, self.vectorization)
-        self.runner = EnvRunner(envs, np.arange(n_envs), seed=seed)
+        self.runner = EnvRunner(envs, np.arange(n_envs), seed=seed, timeout=self.timeout)
         self.action_masks = self.runner.has_masks
         return envs.single_observation_space, envs.single_action_space
 

@@ -1,10 +1,54 @@
 """Turning what users pass as `env` into a gymnasium vector env, with faults named by index."""
 
 import gymnasium as gym
+import numpy as np
 
 
 class EnvError(RuntimeError):
     """An exception raised inside an environment, re-raised naming the env index."""
+
+
+class EnvOutputError(EnvError, ValueError):
+    """An env returned something its spaces do not allow (shape, dtype, reward type)."""
+
+
+def output_checker(space):
+    """A fast check of one observation against `space`: None if fine, else what is wrong.
+
+    Shapes and dtype kinds only (not bounds): enough to stop a wrong shape or a non-numeric
+    value at the env that made it, cheaply enough for every step.
+    """
+    if isinstance(space, gym.spaces.Dict):
+        checks = {k: output_checker(s) for k, s in space.spaces.items()}
+
+        def check(obs):
+            if not isinstance(obs, dict) or set(obs) != set(checks):
+                return f"a dict with keys {sorted(checks)}, got {type(obs).__name__}"
+            return next((f"[{k!r}]: {e}" for k, c in checks.items() if (e := c(obs[k]))), None)
+
+        return check
+    if isinstance(space, gym.spaces.Tuple):
+        checks = [output_checker(s) for s in space.spaces]
+
+        def check(obs):
+            if not isinstance(obs, tuple) or len(obs) != len(checks):
+                return f"a tuple of {len(checks)}, got {type(obs).__name__}"
+            return next(
+                (f"[{i}]: {e}" for i, (c, o) in enumerate(zip(checks, obs)) if (e := c(o))), None
+            )
+
+        return check
+    shape = () if isinstance(space, gym.spaces.Discrete) else tuple(space.shape)
+
+    def check(obs):
+        array = np.asarray(obs)
+        if array.shape != shape:
+            return f"shape {shape}, got shape {array.shape}"
+        if array.dtype.kind not in "biuf":
+            return f"numbers, got dtype {array.dtype}"
+        return None
+
+    return check
 
 
 class _IndexedEnv(gym.Wrapper):
@@ -13,6 +57,7 @@ class _IndexedEnv(gym.Wrapper):
     def __init__(self, env, index):
         super().__init__(env)
         self.index = index
+        self._check = output_checker(env.observation_space)
 
     def _call(self, method, *args, **kwargs):
         try:
@@ -22,11 +67,28 @@ class _IndexedEnv(gym.Wrapper):
                 f"Environment {self.index} raised {type(exc).__name__} in {method}(): {exc}"
             ) from exc
 
+    def _checked(self, method, obs, reward=0.0):
+        problem = self._check(obs)
+        if problem is not None:
+            raise EnvOutputError(
+                f"Environment {self.index} returned from {method}() an observation that does "
+                f"not fit its observation space {self.observation_space}: expected {problem}."
+            )
+        if not (np.ndim(reward) == 0 and np.asarray(reward).dtype.kind in "biuf"):
+            raise EnvOutputError(
+                f"Environment {self.index} returned from {method}() a reward that is not a "
+                f"number: expected a numeric scalar, got {reward!r}."
+            )
+
     def step(self, action):
-        return self._call("step", action)
+        obs, reward, terminated, truncated, info = self._call("step", action)
+        self._checked("step", obs, reward)
+        return obs, reward, terminated, truncated, info
 
     def reset(self, **kwargs):
-        return self._call("reset", **kwargs)
+        obs, info = self._call("reset", **kwargs)
+        self._checked("reset", obs)
+        return obs, info
 
 
 def make_env(env_id: str):

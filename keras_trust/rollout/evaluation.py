@@ -5,6 +5,7 @@ import gymnasium as gym
 import numpy as np
 
 from keras_trust.rollout.envs import make_vector_env, single_env
+from keras_trust.rollout.masks import read_masks
 
 
 def run_episodes(predict, env, episodes: int, deterministic: bool = True, seed=None) -> dict:
@@ -65,7 +66,13 @@ def episode_quotas(episodes: int, n_envs: int) -> np.ndarray:
 
 
 def run_vectorized_episodes(
-    predict, env, episodes: int, n_envs=None, deterministic: bool = True, seed=None
+    predict,
+    env,
+    episodes: int,
+    n_envs=None,
+    deterministic: bool = True,
+    seed=None,
+    mask_size: int | None = None,
 ) -> dict:
     """Runs `episodes` whole episodes over a vector env, one batched `predict` per step.
 
@@ -80,8 +87,7 @@ def run_vectorized_episodes(
     `run_episodes(..., seed=seed)`, episode `k` on env `k`.
 
     Args:
-        predict: the agent's `predict` (observation batch in, action batch out); called
-            with `action_mask=` too when the env's info carries `"action_mask"`.
+        predict: the agent's `predict` (observation batch in, action batch out).
         env: a gymnasium id, an Env (then one env), a zero-argument callable returning
             one, or a `gymnasium.vector.VectorEnv` in NEXT_STEP autoreset mode (used as
             is, left open).
@@ -90,6 +96,10 @@ def run_vectorized_episodes(
             the vector env's `num_envs`.
         deterministic: act by the distribution's mode. Defaults to `True`.
         seed: seed of the first resets and of sampling (`deterministic=False`).
+        mask_size: for an agent that acts under action masks, the length of a mask row:
+            each step's masks (`info["action_mask"]` or the envs' `action_masks()`,
+            `rollout.masks.read_masks`) are passed to `predict` as `action_mask`.
+            Defaults to `None` (no masks).
 
     Returns:
         A dict with `mean_return`, `std_return`, `mean_length`, `returns`, `lengths`
@@ -115,8 +125,8 @@ def run_vectorized_episodes(
         step = 0
         while (counts < quotas).any():
             kwargs = {}
-            if "action_mask" in info:
-                kwargs["action_mask"] = np.asarray(info["action_mask"], dtype=bool)
+            if mask_size is not None:
+                kwargs["action_mask"] = read_masks(envs, info, mask_size)
             sample_seed = None if seed is None else [int(seed), step]
             actions = predict(obs, deterministic=deterministic, seed=sample_seed, **kwargs)
             obs, rewards, terminated, truncated, info = envs.step(actions)

@@ -22,6 +22,40 @@ class FailingCartPole(gym.Wrapper):
         return self.env.step(action)
 
 
+class HangingCartPole(gym.Wrapper):
+    """CartPole whose copy reset with an odd seed hangs in its third step."""
+
+    def __init__(self):
+        super().__init__(gym.make("CartPole-v1"))
+        self.t, self.odd = 0, False
+
+    def reset(self, seed=None, **kwargs):
+        if seed is not None:
+            self.odd = seed % 2 == 1
+        return self.env.reset(seed=seed, **kwargs)
+
+    def step(self, action):
+        self.t += 1
+        if self.odd and self.t == 3:
+            import time
+
+            time.sleep(60)
+        return self.env.step(action)
+
+
+def test_a_hanging_async_env_is_named_after_the_timeout():
+    agent = kt.PPO(n_envs=2, n_steps=16, batch_size=16)
+    sampler = InProcessSampler("async", timeout=3.0)
+    with pytest.raises(EnvError, match=r"Environment\(s\) \[1\] did not finish step\(\) within"):
+        agent.fit(HangingCartPole, 32, verbose=0, seed=0, sampler=sampler)
+    assert agent.num_timesteps == 0
+
+
+def test_timeout_needs_async():
+    with pytest.raises(ValueError, match="timeout needs vectorization='async'"):
+        InProcessSampler("sync", timeout=1.0)
+
+
 def test_async_envs_give_the_same_rollout_as_sync():
     agent = kt.PPO(n_envs=2, n_steps=16, batch_size=16)
     sync = InProcessSampler("sync")

@@ -120,6 +120,9 @@ def test_action_masks_from_the_info_reach_predict():
     envs = _vector([2], [3], mask=True)
     policy = Policy()
     run_vectorized_episodes(policy, envs, episodes=2)
+    assert "action_mask" not in policy.calls[0][1]  # only for an agent that uses masks
+    policy = Policy()
+    run_vectorized_episodes(policy, envs, episodes=2, mask_size=2)
     first_obs, kwargs = policy.calls[0]
     # left = 2 (even) forbids action 1; left = 3 (odd) allows it.
     np.testing.assert_array_equal(kwargs["action_mask"], [[True, False], [True, True]])
