@@ -12,7 +12,13 @@ Example:
 
 __version__ = "0.1.0"
 
-from keras_trust._backend import check_backend
+# First, before TensorFlow loads: quiets its start-up logs in the `keras-trust` command's
+# own process; a no-op in every other one (see keras_trust/command.py).
+from keras_trust.command import prepare_command_process
+
+prepare_command_process()
+
+from keras_trust._backend import check_backend  # noqa: E402
 
 check_backend()
 
@@ -27,6 +33,7 @@ from keras_trust import (  # noqa: E402
     performance,
     presets,
     rollout,
+    schedules,
     supervised,
 )
 from keras_trust.agents import PPO, TRPO, Agent, load_agent  # noqa: E402
@@ -47,5 +54,6 @@ __all__ = [
     "performance",
     "presets",
     "rollout",
+    "schedules",
     "supervised",
 ]

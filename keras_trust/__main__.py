@@ -1,10 +1,11 @@
-"""`python -m keras_trust ...` is the `keras-trust` command."""
+"""`python -m keras_trust ...` is the `keras-trust` command.
 
-import os
+Importing the package has already quieted TensorFlow's start-up logs for this process
+(`keras_trust.command.prepare_command_process`).
+"""
+
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
-
-from keras_trust.cli import main  # noqa: E402
+from keras_trust.cli import main
 
 sys.exit(main())
