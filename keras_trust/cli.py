@@ -1,7 +1,11 @@
-"""The `keras-trust` command: train, evaluate, export, plot and list presets.
+"""The `keras-trust` command: train, resume, tune, evaluate, export, plot, list presets.
 
 Examples:
     keras-trust train ppo CartPole-v1 --timesteps 50000 --out runs/cartpole
+    keras-trust train --config runs/cartpole/config.json --out runs/again  # the same run
+    keras-trust train --resume runs/cartpole        # continue from the last checkpoint
+    keras-trust tune ppo CartPole-v1 --trials 20 --timesteps 20000 --out tuning/cartpole
+    keras-trust train --config tuning/cartpole/best_preset.json
     keras-trust evaluate runs/cartpole --episodes 10 [--video cartpole.mp4]
     keras-trust export runs/cartpole policy_dir
     keras-trust export runs/cartpole policy.tflite --format tflite
@@ -9,8 +13,13 @@ Examples:
     keras-trust plot runs/cartpole-* -o curves.png
     keras-trust presets
 
-A run directory holds `agent.keras`, `policy/` (SavedModel), `metrics.csv`,
-`learning_curve.png`, `config.json` and TensorBoard logs under `tensorboard/`.
+A run directory holds `agent.keras`, `best_agent.keras`, `policy/` (SavedModel),
+`metrics.csv`, `learning_curve.png`, `config.json` and TensorBoard logs under
+`tensorboard/` (see `keras_trust.runs`).
+
+Imports stay inside the handlers, so that `--help` does not load TensorFlow; the
+command's start-up logs are quieted by `keras_trust.command`, which the package runs
+before TensorFlow loads.
 """
 
 import argparse
@@ -21,6 +30,8 @@ import time
 
 # Kept in step with keras_trust.export.FORMATS (not imported: --help must not load TF).
 EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
+ALGORITHMS = ("ppo", "ppo_kl", "trpo", "npg")
+TUNABLE = ("ppo", "trpo", "npg")
 VIDEO_HELP = (
     "Recording a video needs moviepy (pip install moviepy) and the env's rendering "
     "dependencies (pip install 'gymnasium[classic-control]' for pygame, or "
@@ -38,18 +49,68 @@ def _parser() -> argparse.ArgumentParser:
         "train",
         help="train an agent and write a run directory",
         description="Trains ALGO on ENV_ID from its preset and writes a run directory: "
-        "agent.keras, policy/ (SavedModel), metrics.csv, learning_curve.png, config.json "
-        "and tensorboard/.",
+        "agent.keras, best_agent.keras, policy/ (SavedModel), metrics.csv, "
+        "learning_curve.png, config.json and tensorboard/. `--config RUN_DIR/config.json` "
+        "repeats a run (bit for bit on CPU); `--resume RUN_DIR` continues one.",
     )
-    train.add_argument("algo", choices=["ppo", "ppo_kl", "trpo", "npg"], help="algorithm")
-    train.add_argument("env_id", help="registered gymnasium id, e.g. CartPole-v1")
+    train.add_argument("algo", nargs="?", help=f"algorithm: {', '.join(ALGORITHMS)}")
+    train.add_argument("env_id", nargs="?", help="registered gymnasium id, e.g. CartPole-v1")
     train.add_argument("--timesteps", type=int, default=None, help="env steps (default: preset)")
-    train.add_argument("--seed", type=int, default=None, help="random seed")
+    train.add_argument("--seed", type=int, default=None, help="random seed (default: drawn)")
     train.add_argument("--n-envs", type=int, default=None, help="parallel envs (default: preset)")
     train.add_argument("--preset", default=None, help="preset env id to borrow (default: ENV_ID)")
-    train.add_argument("--config", default=None, help="JSON file overriding the preset")
+    train.add_argument(
+        "--config",
+        default=None,
+        help="a run's config.json or a best_preset.json (repeats it), or a JSON file "
+        "overriding parts of the preset",
+    )
     train.add_argument("--out", default=None, help="run directory (default: runs/ALGO-ENV-TIME)")
+    train.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue RUN_DIR from its last checkpoint to its config's total steps",
+    )
+    train.add_argument(
+        "--eval-freq", type=int, default=None, help="epochs between evaluations (default: 1/10 run)"
+    )
+    train.add_argument(
+        "--eval-episodes", type=int, default=None, help="episodes per evaluation (default: 10)"
+    )
+    train.add_argument(
+        "--stop-at-return", type=float, default=None, help="stop once evaluation reaches this"
+    )
+    train.add_argument(
+        "--save-freq", type=int, default=None, help="epochs between checkpoints (default: 10)"
+    )
     train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
+
+    tune = sub.add_parser(
+        "tune",
+        help="search hyperparameters with Optuna",
+        description="Runs Optuna trials of ALGO on ENV_ID over rl-baselines3-zoo's search "
+        "space, pruning trials whose evaluations fall behind (median rule), and writes "
+        "the study (study.db, SQLite) and best_preset.json, which `train --config` "
+        "accepts. Needs the `tune` extra (optuna).",
+    )
+    tune.add_argument("algo", choices=list(TUNABLE), help="algorithm")
+    tune.add_argument("env_id", help="registered gymnasium id, e.g. CartPole-v1")
+    tune.add_argument("--trials", type=int, default=20, help="trials to run (default: 20)")
+    tune.add_argument(
+        "--timesteps", type=int, default=None, help="env steps per trial (default: preset)"
+    )
+    tune.add_argument(
+        "--n-envs", type=int, default=None, help="parallel envs per trial (default: preset)"
+    )
+    tune.add_argument("--seed", type=int, default=0, help="seed of the sampler and trials")
+    tune.add_argument(
+        "--evaluations", type=int, default=5, help="evaluations per trial (default: 5)"
+    )
+    tune.add_argument(
+        "--eval-episodes", type=int, default=10, help="episodes per evaluation (default: 10)"
+    )
+    tune.add_argument("--out", default=None, help="output directory (default: tuning/ALGO-ENV)")
 
     evaluate = sub.add_parser(
         "evaluate",
@@ -105,88 +166,100 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _merge(base: dict, override: dict) -> dict:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _train(args) -> int:
-    import keras
+    from keras_trust import runs
 
-    from keras_trust import presets
-
-    preset_algo = "trpo" if args.algo == "npg" else args.algo
-    preset = presets.get_preset(preset_algo, args.preset or args.env_id)
-    if args.algo == "npg":
-        opt = {
-            k: v
-            for k, v in preset["optimizer"].items()
-            if k not in ("name", "backtrack_iters", "backtrack_coeff")
-        }
-        preset["optimizer"] = {"name": "natural_gradient", **opt}
-    if args.config:
-        with open(args.config) as f:
-            preset = _merge(preset, json.load(f))
-    if args.n_envs is not None:
-        preset.setdefault("agent", {})["n_envs"] = args.n_envs
-    timesteps = args.timesteps or preset.get("total_timesteps", 100_000)
-    out = args.out or os.path.join(
-        "runs", f"{args.algo}-{args.env_id}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
-    os.makedirs(out, exist_ok=True)
-    config = {
-        "algo": args.algo,
-        "env_id": args.env_id,
-        "seed": args.seed,
-        "total_timesteps": timesteps,
-        "preset": preset,
-    }
-    print("keras-trust train:", json.dumps(config, indent=1))
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(config, f, indent=2)
-    agent = presets.make_agent(args.algo, args.env_id, preset=preset)
-    callbacks = [
-        keras.callbacks.CSVLogger(os.path.join(out, "metrics.csv"), append=True),
-        keras.callbacks.TensorBoard(os.path.join(out, "tensorboard"), write_graph=False),
-    ]
-    interrupted = False
-    try:
-        agent.fit(args.env_id, timesteps, callbacks=callbacks, verbose=args.verbose, seed=args.seed)
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\nInterrupted: saving what was trained so far.")
-    if agent.built:
-        agent.save(os.path.join(out, "agent.keras"))
-        agent.export(os.path.join(out, "policy"))
-        _learning_curve(out)
-        result = agent.evaluate(args.env_id, episodes=10, seed=args.seed)
+    if args.algo is not None and args.algo not in ALGORITHMS:
         print(
-            f"Evaluation over 10 episodes: mean return {result['mean_return']:.1f} "
-            f"+/- {result['std_return']:.1f}"
+            f"keras-trust train: unknown algorithm {args.algo!r} (choose from "
+            f"{', '.join(ALGORITHMS)})",
+            file=sys.stderr,
         )
-    print(f"Run directory: {out}")
-    return 130 if interrupted else 0
-
-
-def _learning_curve(run_dir) -> None:
-    """Draws `run_dir/learning_curve.png`, or says why not (matplotlib is optional)."""
-    from keras_trust import plotting
-
-    path = os.path.join(run_dir, "learning_curve.png")
+        return 2
     try:
-        plotting.plot_runs([run_dir], path, title=plotting.run_label(run_dir))
-    except ImportError:
-        print(
-            "Note: matplotlib is not installed, so no learning_curve.png was drawn "
-            "(pip install 'keras-trust[plot]')."
-        )
+        if args.resume is not None:
+            config, out = _resume_config(args), args.resume
+        else:
+            config = runs.run_config(
+                args.algo,
+                args.env_id,
+                timesteps=args.timesteps,
+                seed=args.seed,
+                n_envs=args.n_envs,
+                preset_env=args.preset,
+                config_file=args.config,
+                eval_freq=args.eval_freq,
+                eval_episodes=args.eval_episodes,
+                stop_at_return=args.stop_at_return,
+                save_freq=args.save_freq,
+            )
+            out = args.out or os.path.join(
+                "runs", f"{config['algo']}-{config['env_id']}-{time.strftime('%Y%m%d-%H%M%S')}"
+            )
     except (OSError, ValueError) as e:
-        print(f"Note: could not draw learning_curve.png: {e}")
+        print(f"keras-trust train: {e}", file=sys.stderr)
+        return 2
+    return runs.train_run(config, out, verbose=args.verbose, resume=args.resume is not None)
+
+
+def _resume_config(args) -> dict:
+    """The config of the run to resume; options that would change the run are refused."""
+    from keras_trust import runs
+
+    changed = [
+        flag
+        for flag, value in (
+            ("--timesteps", args.timesteps),
+            ("--seed", args.seed),
+            ("--n-envs", args.n_envs),
+            ("--preset", args.preset),
+            ("--config", args.config),
+            ("--out", args.out),
+            ("--eval-freq", args.eval_freq),
+            ("--eval-episodes", args.eval_episodes),
+            ("--stop-at-return", args.stop_at_return),
+            ("--save-freq", args.save_freq),
+        )
+        if value is not None
+    ]
+    if changed:
+        raise ValueError(
+            f"--resume continues the run as its config.json says; {', '.join(changed)} "
+            "cannot be changed (start a new run with --config RUN_DIR/config.json instead)."
+        )
+    config = runs.read_config(args.resume)
+    for name, given in (("algo", args.algo), ("env_id", args.env_id)):
+        if given is not None and given != config[name]:
+            raise ValueError(f"{args.resume} is a run of {name}={config[name]!r}, not {given!r}.")
+    return config
+
+
+def _tune(args) -> int:
+    try:
+        from keras_trust import tune
+    except ImportError as e:
+        print(f"keras-trust tune: {e}", file=sys.stderr)
+        return 1
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # tune prints a line per trial
+    out = args.out or os.path.join("tuning", f"{args.algo}-{args.env_id}")
+    try:
+        tune.tune(
+            args.algo,
+            args.env_id,
+            n_trials=args.trials,
+            timesteps=args.timesteps,
+            n_envs=args.n_envs,
+            seed=args.seed,
+            n_evaluations=args.evaluations,
+            eval_episodes=args.eval_episodes,
+            out=out,
+        )
+    except ValueError as e:
+        print(f"keras-trust tune: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _run_env_id(run_dir) -> str:
@@ -313,13 +386,13 @@ def _presets(args) -> int:
 def main(argv=None) -> int:
     from keras_trust.performance import single_threaded_xla_cpu
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # The command owns its process: it opts in to the faster single-threaded XLA CPU
     # matmuls for the agents' small networks (a library import never does).
     single_threaded_xla_cpu()
     args = _parser().parse_args(argv)
     handlers = {
         "train": _train,
+        "tune": _tune,
         "evaluate": _evaluate,
         "export": _export,
         "plot": _plot,

@@ -17,13 +17,19 @@ from typing import NamedTuple
 
 import numpy as np
 
-# Panels drawn when at least one run logged the column: (column, y-axis label).
+# Panels, each drawn when at least one run logged one of its columns:
+# (y-axis label, ((column, series name or None), ...)).
 PANELS = (
-    ("episode_return", "episode return"),
-    ("kl", "KL(old || new)"),
-    ("beta", "KL penalty beta"),
-    ("backtracks", "line-search backtracks"),
+    (
+        "episode return",
+        (("episode_return", "training"), ("eval_return", "evaluation")),
+    ),
+    ("KL(old || new)", (("kl", None),)),
+    ("KL penalty beta", (("beta", None),)),
+    ("line-search backtracks", (("backtracks", None),)),
 )
+# Columns logged only on some epochs (EvalCallback's): drawn at their own points.
+SPARSE_COLUMNS = ("eval_return",)
 
 
 class Band(NamedTuple):
@@ -129,12 +135,39 @@ def _pyplot():
     return plt
 
 
+def _draw(ax, runs, key, name, color, style) -> None:
+    """One series of one group of runs: the mean line, and the min-max band of several."""
+    curves = []
+    for m in runs:
+        if key not in m:
+            continue
+        x, y = timesteps_of(m), m[key]
+        if key in SPARSE_COLUMNS:  # only the epochs that evaluated
+            ok = np.isfinite(y)
+            x, y = x[ok], y[ok]
+        if len(x):
+            curves.append((x, y))
+    if not curves:
+        return
+    band = aggregate(curves)
+    if band.count > 1:
+        name = f"{name} (mean of {band.count}, min-max)"
+    marker = "o" if len(band.x) <= 20 or key in SPARSE_COLUMNS else None
+    linestyle = ("-", "--", ":")[style % 3]
+    ax.plot(band.x, band.mean, color=color, label=name, marker=marker, markersize=3, ls=linestyle)
+    if band.count > 1:
+        ax.fill_between(band.x, band.low, band.high, color=color, alpha=0.2, lw=0)
+
+
 def plot_runs(run_dirs, filepath, title: str | None = None) -> str:
     """Draws the learning curves of `run_dirs` into one PNG (or any matplotlib format).
 
     Runs with the same label (algorithm and env, from `config.json`) are one curve: the
-    mean over runs with a min-max band. Panels: episode return against timesteps, and
-    the KL, the penalty beta and the TRPO backtracks for runs that logged them.
+    mean over runs with a min-max band. Panels: the return against timesteps, both the
+    training return (of the stochastic policy, mean of the last 100 episodes, solid)
+    and `EvalCallback`'s evaluation return (deterministic by default, dashed, at the
+    epochs it evaluated); then the KL, the penalty beta and the TRPO backtracks for
+    runs that logged them.
 
     Args:
         run_dirs: run directories, each holding a `metrics.csv` written by training.
@@ -153,29 +186,21 @@ def plot_runs(run_dirs, filepath, title: str | None = None) -> str:
         if not metrics:
             raise ValueError(f"{os.path.join(run_dir, 'metrics.csv')} has no rows.")
         groups.setdefault(run_label(run_dir), []).append(metrics)
-    panels = [
-        (key, label)
-        for key, label in PANELS
-        if any(key in m and np.isfinite(m[key]).any() for runs in groups.values() for m in runs)
-    ]
+
+    def logged(key):
+        return any(key in m and np.isfinite(m[key]).any() for runs in groups.values() for m in runs)
+
+    panels = [(ylabel, series) for ylabel, series in PANELS if any(logged(k) for k, _ in series)]
     if not panels:
         panels = [PANELS[0]]
     plt = _pyplot()
     fig, axes = plt.subplots(
         len(panels), 1, figsize=(7, 2.6 * len(panels) + 0.6), sharex=True, squeeze=False
     )
-    for ax, (key, ylabel) in zip(axes[:, 0], panels):
+    for ax, (ylabel, series) in zip(axes[:, 0], panels):
         for i, (label, runs) in enumerate(groups.items()):
-            curves = [(timesteps_of(m), m[key]) for m in runs if key in m]
-            if not curves:
-                continue
-            color = f"C{i % 10}"
-            band = aggregate(curves)
-            name = label if band.count == 1 else f"{label} (mean of {band.count}, min-max)"
-            marker = "o" if len(band.x) <= 20 else None
-            ax.plot(band.x, band.mean, color=color, label=name, marker=marker, markersize=3)
-            if band.count > 1:
-                ax.fill_between(band.x, band.low, band.high, color=color, alpha=0.25, lw=0)
+            for style, (key, name) in enumerate(series):
+                _draw(ax, runs, key, f"{label} {name}" if name else label, f"C{i % 10}", style)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     axes[0, 0].legend(loc="best", fontsize="small")

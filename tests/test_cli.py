@@ -1,7 +1,8 @@
 """The `keras-trust` command end to end, run as `python -m keras_trust` in subprocesses.
 
-One short PPO CartPole run (2048 steps) is trained once per module and shared; a
-second, shorter run with another seed joins it for the plot.
+One short PPO CartPole run (2048 steps, no seed given, evaluated every epoch) is trained
+once per module and shared; it is repeated from its config.json, and a second, shorter
+run with another seed joins it for the plot.
 """
 
 import csv
@@ -10,16 +11,19 @@ import importlib.util
 import json
 import math
 import os
+import signal
 import struct
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import keras_trust as kt
-from keras_trust import cli, plotting
+from keras_trust import cli, plotting, presets, runs
+from keras_trust.command import is_command_process
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:tensorflow.lite.python.interpreter")
 
@@ -56,9 +60,15 @@ def _png_size(path):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "ppo-cartpole"
-    _ok(_run("train", "ppo", "CartPole-v1", "--timesteps", TIMESTEPS, "--seed", 0,
-             "--out", out, "--verbose", 0))  # fmt: skip
+    _ok(_run("train", "ppo", "CartPole-v1", "--timesteps", TIMESTEPS, "--out", out,
+             "--eval-freq", 1, "--eval-episodes", 3, "--verbose", 0))  # fmt: skip
     return out
+
+
+def _metrics(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
 
 
 def _observations(n=256):
@@ -68,7 +78,7 @@ def _observations(n=256):
 
 
 def test_train_writes_the_run_directory(run_dir):
-    for name in ("agent.keras", "policy", "metrics.csv", "config.json"):
+    for name in ("agent.keras", "best_agent.keras", "policy", "metrics.csv", "config.json"):
         assert os.path.exists(run_dir / name), name
 
     agent = kt.load_agent(run_dir / "agent.keras")
@@ -83,17 +93,26 @@ def test_train_writes_the_run_directory(run_dir):
     np.testing.assert_array_equal(policy.serving_default(obs).numpy(), agent.predict(obs))
 
     # One metrics row per epoch, with the episode return and the step count.
-    with open(run_dir / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    fields, rows = _metrics(run_dir)
     assert len(rows) == epochs
     assert "episode_return" in rows[0]
     assert [float(r["timesteps"]) for r in rows] == [per_epoch * (k + 1) for k in range(epochs)]
     # CartPole pays 1 per step, so the mean return equals the mean episode length.
     assert float(rows[-1]["episode_return"]) == pytest.approx(float(rows[-1]["episode_length"]))
+    # The evaluation's columns, and only columns that hold values (no empty val_*).
+    assert {"eval_return", "eval_return_std", "eval_length"} <= set(fields)
+    assert not [k for k in fields if k.startswith("val_")]
+    assert all(any(r[k] not in ("", "NA") for r in rows) for k in fields)
+    assert all(float(r["eval_return"]) == float(r["eval_length"]) for r in rows)
 
+    # A seed was drawn and recorded; the shipped preset is recorded with its name.
     config = json.loads((run_dir / "config.json").read_text())
-    assert (config["algo"], config["env_id"], config["seed"]) == ("ppo", "CartPole-v1", 0)
+    assert (config["algo"], config["env_id"]) == ("ppo", "CartPole-v1")
+    assert isinstance(config["seed"], int)
     assert config["total_timesteps"] == TIMESTEPS
+    assert config["preset"] == presets.get_preset("ppo", "CartPole-v1")
+    assert config["preset_source"] == "CartPole-v1/ppo"
+    assert (config["eval_freq"], config["eval_episodes"]) == (1, 3)
 
     assert glob.glob(str(run_dir / "tensorboard" / "**" / "events.out.tfevents.*"), recursive=True)
     if HAVE_MATPLOTLIB:
@@ -101,6 +120,38 @@ def test_train_writes_the_run_directory(run_dir):
         assert _png_size(run_dir / "learning_curve.png") == (700, 580)
     else:
         assert not (run_dir / "learning_curve.png").exists()
+
+
+def _weights(path):
+    return [np.asarray(w) for w in kt.load_agent(path).get_weights()]
+
+
+def test_config_json_repeats_the_run_bit_for_bit(run_dir, tmp_path):
+    again = tmp_path / "again"
+    _ok(_run("train", "--config", run_dir / "config.json", "--out", again, "--verbose", 0))
+    first, second = _weights(run_dir / "agent.keras"), _weights(again / "agent.keras")
+    assert len(first) == len(second) > 4
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    config = json.loads((again / "config.json").read_text())
+    assert config["seed"] == json.loads((run_dir / "config.json").read_text())["seed"]
+    # The logs agree too, except the wall-clock ones.
+    clock = {"fps", "rollout_time", "update_time"}
+    (fields, rows), (_, rows_again) = _metrics(run_dir), _metrics(again)
+    for row, row_again in zip(rows, rows_again, strict=True):
+        assert {k: row[k] for k in fields if k not in clock} == {
+            k: row_again[k] for k in fields if k not in clock
+        }
+
+
+def test_the_last_evaluation_is_the_printed_one(run_dir):
+    # Same seeds, one episode per env: the final evaluate() repeats the last evaluation.
+    _, rows = _metrics(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    result = kt.load_agent(run_dir / "agent.keras").evaluate(
+        "CartPole-v1", episodes=3, seed=config["seed"]
+    )
+    assert result["mean_return"] == float(rows[-1]["eval_return"])
 
 
 def test_evaluate_prints_json(run_dir):
@@ -191,7 +242,120 @@ def test_video_records_the_first_episode_frame_by_frame(run_dir, tmp_path):
     assert [p.name for p in video.parent.iterdir()] == ["cartpole.mp4"]  # no leftovers
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "export", "plot", "presets"])
+def test_train_npg_uses_the_npg_preset(tmp_path):
+    out = tmp_path / "npg"
+    _ok(_run("train", "npg", "CartPole-v1", "--timesteps", 1, "--out", out, "--eval-episodes",
+             1, "--verbose", 0))  # fmt: skip
+    config = json.loads((out / "config.json").read_text())
+    assert config["preset"] == presets.get_preset("npg", "CartPole-v1")
+    assert config["preset_source"] == "CartPole-v1/npg"
+    agent = kt.load_agent(out / "agent.keras")
+    assert isinstance(agent.optimizer, kt.optimizers.NaturalGradient)
+    assert agent.optimizer.max_kl == presets.get_preset("npg", "CartPole-v1")["optimizer"]["max_kl"]
+    assert (agent.n_envs, agent.n_steps) == (64, 32)  # npg's preset, not trpo's (32 x 32)
+
+
+def test_npg_without_its_own_preset_borrows_trpos():
+    config = runs.run_config("npg", "Pendulum-v1", seed=3)
+    assert config["preset_source"] == "Pendulum-v1/trpo as npg"
+    trpo = presets.get_preset("trpo", "Pendulum-v1")
+    assert config["preset"]["agent"] == trpo["agent"]
+    assert config["preset"]["optimizer"]["name"] == "natural_gradient"
+    assert config["preset"]["optimizer"]["max_kl"] == trpo["optimizer"]["max_kl"]
+
+
+def _wait_until(condition, proc, timeout=180.0):
+    start = time.monotonic()
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"trainer exited early with code {proc.returncode}")
+        if time.monotonic() - start > timeout:
+            raise AssertionError("timed out")
+        time.sleep(0.02)
+
+
+def test_resume_after_a_kill_ends_at_the_recorded_total(tmp_path):
+    out = tmp_path / "run"
+    override = tmp_path / "small.json"
+    override.write_text(json.dumps({"agent": {"n_envs": 4, "n_steps": 32, "batch_size": 64}}))
+    per_epoch, epochs = 4 * 32, 40
+    args = ["train", "ppo", "CartPole-v1", "--config", override, "--timesteps", epochs * per_epoch,
+            "--seed", 5, "--save-freq", 1, "--eval-freq", 10, "--eval-episodes", 2, "--out", out,
+            "--verbose", 0]  # fmt: skip
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "keras_trust", *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        # Killed (no chance to save) once a checkpoint and a few metrics rows exist.
+        _wait_until(lambda: (out / "agent.keras").exists() and len(_metrics(out)[1]) >= 3, proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    checkpoint = kt.load_agent(out / "agent.keras").num_timesteps
+    assert 0 < checkpoint < epochs * per_epoch
+
+    result = _ok(_run("train", "--resume", out, "--verbose", 0))
+    assert f"Resuming {out} at step {checkpoint}" in result.stdout
+    assert kt.load_agent(out / "agent.keras").num_timesteps == epochs * per_epoch
+    _, rows = _metrics(out)  # each epoch once, whatever was logged after the checkpoint
+    assert [int(r["epoch"]) for r in rows] == list(range(epochs))
+    assert [float(r["timesteps"]) for r in rows] == [per_epoch * (k + 1) for k in range(epochs)]
+    assert [k for k, r in enumerate(rows) if r["eval_return"]] == [9, 19, 29, 39]
+
+
+def test_resume_refuses_options_that_change_the_run(run_dir, capsys):
+    assert cli.main(["train", "--resume", str(run_dir), "--timesteps", "99"]) == 2
+    assert "--timesteps" in capsys.readouterr().err
+    assert cli.main(["train", "trpo", "--resume", str(run_dir)]) == 2
+    assert "algo='ppo'" in capsys.readouterr().err
+
+
+def test_train_needs_an_algorithm_and_env_or_a_run_config(capsys):
+    assert cli.main(["train"]) == 2
+    assert "ALGO and ENV_ID" in capsys.readouterr().err
+    assert cli.main(["train", "a2c", "CartPole-v1"]) == 2
+    assert "unknown algorithm" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- start-up output
+@pytest.mark.parametrize("how", ["module", "console_script"])
+def test_the_command_prints_no_tensorflow_start_up_logs(how, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    if how == "module":
+        cmd = [sys.executable, "-m", "keras_trust"]
+    else:
+        script = os.path.join(os.path.dirname(sys.executable), "keras-trust")
+        if not os.path.exists(script):
+            pytest.skip("the keras-trust console script is not installed here")
+        cmd = [script]
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [*cmd, "train", "ppo", "CartPole-v1", "--timesteps", "1", "--out", str(out),
+         "--eval-episodes", "1", "--verbose", "0"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr == ""  # no oneDNN / CUDA / XLA / absl lines
+    assert result.stdout.startswith("keras-trust train:")
+
+
+def test_only_the_command_counts_as_the_command():
+    python = sys.executable
+    assert is_command_process([python, "-m", "keras_trust", "train"], "-m")
+    assert is_command_process([python, "-X", "importtime", "-m", "keras_trust"], "-m")
+    assert is_command_process([python, "-mkeras_trust"], "-m")
+    assert is_command_process([python, "/venv/bin/keras-trust", "train"], "/venv/bin/keras-trust")
+    assert not is_command_process([python, "-m", "pytest"], "-m")
+    assert not is_command_process([python, "-c", "import keras_trust"], "-c")
+    assert not is_command_process([python, "train.py"], "train.py")
+
+
+@pytest.mark.parametrize("command", ["train", "tune", "evaluate", "export", "plot", "presets"])
 def test_subcommand_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([command, "--help"])
@@ -204,7 +368,7 @@ def test_top_level_help_lists_every_subcommand(capsys):
         cli.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("train", "evaluate", "export", "plot", "presets"):
+    for command in ("train", "tune", "evaluate", "export", "plot", "presets"):
         assert command in out
 
 

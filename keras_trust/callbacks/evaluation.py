@@ -115,6 +115,7 @@ class EvalCallback(keras.callbacks.Callback):
                 self._envs, self._owned = make_vector_env(self.eval_env, int(n_envs))
             else:  # an Env or VectorEnv instance: run_vectorized_episodes wraps it
                 self._envs, self._owned = self.eval_env, False
+        # An agent trained under action masks acts under the eval envs' masks too.
         stats = run_vectorized_episodes(
             self.model.predict,
             self._envs,
@@ -122,6 +123,7 @@ class EvalCallback(keras.callbacks.Callback):
             None if self._owned else self.n_envs,
             self.deterministic,
             self.seed,
+            self.model.action_distribution.mask_size if self.model.masked else None,
         )
         result = EvalResult(
             int(epoch),

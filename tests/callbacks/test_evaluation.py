@@ -122,6 +122,23 @@ def test_progress_bar_shows_the_latest_values(capsys):
     )
 
 
+def test_an_agent_trained_under_masks_is_evaluated_under_them(monkeypatch):
+    # Taxi-v4 gives info["action_mask"]; the agent is built masked, and so is evaluated.
+    real = kt.callbacks.evaluation.run_vectorized_episodes
+    sizes = []
+
+    def recording(*args):
+        sizes.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(kt.callbacks.evaluation, "run_vectorized_episodes", recording)
+    evaluation = kt.callbacks.EvalCallback("Taxi-v4", eval_freq=1, n_episodes=2, seed=0)
+    agent = _agent()
+    agent.fit("Taxi-v4", STEPS, callbacks=[evaluation], verbose=0, seed=0)
+    assert agent.masked and sizes == [6]
+    assert evaluation.results[0].mean_length <= 200
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
