@@ -112,7 +112,7 @@ def main():
     for env_id in ("CartPole-v1", "HalfCheetah-v5"):
         env = gym.make(env_id)
         agent = kt.PPO()
-        agent._ensure_ready(env.observation_space, env.action_space, seed=0)
+        agent.prepare(env.observation_space, env.action_space, seed=0)
         fns = designs(agent, env.observation_space.shape[0], agent.action_distribution.noise_shape)
         sb3 = sb3_step(env_id)
         if sb3 is not None:

@@ -39,7 +39,7 @@ def main():
     agent = kt.PPO(n_envs=args.envs, n_steps=args.steps, batch_size=args.steps)
     sampler = InProcessSampler()
     spaces = sampler.start(pong, args.envs, seed=0)
-    agent._ensure_ready(*spaces, seed=0)
+    agent.prepare(*spaces, seed=0)
     sampler.collect(agent, 4, 0)  # trace the act step outside the measurement
     tracemalloc.start()
     rollout = sampler.collect(agent, args.steps, 1)

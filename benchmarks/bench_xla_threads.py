@@ -36,7 +36,7 @@ out = {}
 for n in (1, 2, 8, 64):
     agent = kt.TRPO()
     agent.compile(jit_compile=os.environ["KT_JIT"] == "True")
-    agent._ensure_ready(env.observation_space, env.action_space, seed=0)
+    agent.prepare(env.observation_space, env.action_space, seed=0)
     agent.acting.start_rollout(np.zeros((20_000, n, 6), np.float32))
     obs = np.zeros((n, 17), np.float32)
     times = []

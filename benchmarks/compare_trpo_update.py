@@ -71,7 +71,7 @@ def main():
     for name, kwargs in settings.items():
         agent = kt.TRPO(n_envs=1, n_steps=2048, batch_size=128, value_epochs=20)
         agent.compile(optimizer=kt.optimizers.TrustRegion(cg_iters=25, **kwargs))
-        agent._ensure_ready(venv.observation_space, venv.action_space, seed=0)
+        agent.prepare(venv.observation_space, venv.action_space, seed=0)
         agents[name] = (agent, tf.function(agent._train, autograph=False))
 
     def dense(model):

@@ -29,7 +29,7 @@ def test_every_issue_env_has_ppo_and_trpo():
 def test_preset_builds_an_agent_that_acts_in_its_env(env_id, algo):
     agent = presets.make_agent(algo, env_id)
     env = gym.make(env_id)
-    agent._ensure_ready(env.observation_space, env.action_space, seed=0)
+    agent.prepare(env.observation_space, env.action_space, seed=0)
     obs, _ = env.reset(seed=0)
     action = agent.predict(obs)
     assert env.action_space.contains(np.asarray(action, env.action_space.dtype))

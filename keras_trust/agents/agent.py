@@ -8,37 +8,24 @@ per-step policy (`acting.py`), saving (`saving.py`); the rollout side in `rollou
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_trust import distributions
-from keras_trust.agents import networks, saving
+from keras_trust.agents import networks, saving, training
 from keras_trust.agents.acting import CompiledPolicy
 from keras_trust.agents.saving import atomic_save
-from keras_trust.agents.training import train
 from keras_trust.agents.validation import check_agent_arguments, require, require_positive_int
-from keras_trust.observations import ObservationFormat, leaf_shape
+from keras_trust.observations import leaf_shape
 from keras_trust.ops.state import unique
 from keras_trust.rollout import masks
 from keras_trust.rollout.collector import InProcessSampler
-from keras_trust.rollout.envs import single_env
 from keras_trust.rollout.evaluation import run_episodes
-from keras_trust.spaces import space_from_config, space_to_config
 
 # Constructor arguments stored as attributes of the same name (and so in `get_config`).
 HYPERPARAMETERS = (
-    "n_envs",
-    "n_steps",
-    "batch_size",
-    "gamma",
-    "gae_lambda",
-    "normalize_observations",
-    "normalize_rewards",
-    "normalize_advantage",
-    "hidden_sizes",
-    "log_std_init",
-    "use_action_masks",
-)
+    "n_envs n_steps batch_size gamma gae_lambda normalize_observations normalize_rewards "
+    "normalize_advantage hidden_sizes log_std_init use_action_masks"
+).split()
 
 
 class Agent(keras.Model):
@@ -111,31 +98,18 @@ class Agent(keras.Model):
         )
         self.action_distribution_name = action_distribution
         self.use_action_masks = bool(use_action_masks)
-        self._user_policy = policy
-        self._user_value = value
-        self.policy_torso = None
-        self.value_torso = None
-        self.policy_head = None
-        self.value_head = None
-        self.obs_normalizer = None
-        self.leaf_normalizers = None
-        self.observation_format = None
+        self.policy_model = policy
+        self.value_model = value
+        # Made for the env's spaces by `build_for`, and by `compile`.
+        self.policy_torso = self.value_torso = self.policy_head = self.value_head = None
+        self.obs_normalizer = self.leaf_normalizers = self.reward_normalizer = None
+        self.observation_space = self.action_space = self.observation_format = None
+        self.action_distribution = self.optimizer = self.value_optimizer = None
         self.masked = False
-        self.reward_normalizer = None
-        self.optimizer = None
-        self.value_optimizer = None
-        self.observation_space = None
-        self.action_space = None
-        self.action_distribution = None
-        zeros = keras.initializers.Zeros()
-        self._timesteps = self.add_weight(
-            shape=(), dtype="int64", initializer=zeros, trainable=False, name="num_timesteps"
-        )
-        self._epochs = self.add_weight(
-            shape=(), dtype="int64", initializer=zeros, trainable=False, name="epochs"
-        )
-        self._seed = self.add_weight(
-            shape=(), dtype="int64", initializer=zeros, trainable=False, name="seed"
+        # Counters saved with the agent, so `fit` resumes where it stopped.
+        self._timesteps, self._epochs, self._seed = (
+            self.add_weight(shape=(), dtype="int64", initializer="zeros", trainable=False, name=n)
+            for n in ("num_timesteps", "epochs", "seed")
         )
         self._fns = {}
         self._acting = None
@@ -176,37 +150,14 @@ class Agent(keras.Model):
         return leaf_shape(self.observation_format.leaves[0])
 
     # ------------------------------------------------------------------- building
-    def _build_networks(self, observation_space, action_space, masked=False):
-        """Creates torsos, heads and normalizers for the spaces; checks user models fit them."""
-        obs_format = ObservationFormat(observation_space)  # ValueError naming the space
-        dist = distributions.for_space(
-            action_space, self.action_distribution_name, log_std_init=self.log_std_init
-        )
-        if masked and dist.mask_size is None:
-            raise ValueError(
-                f"The env provides action masks, but {action_space} actions cannot be masked "
-                "(masks apply to Discrete and MultiDiscrete actions)."
-            )
-        self.observation_space, self.action_space = observation_space, action_space
-        self.observation_format = obs_format
-        self.action_distribution = dist
-        self.masked = bool(masked)
-        built = networks.build_networks(
-            self._user_policy,
-            self._user_value,
-            self.hidden_sizes,
-            self.normalize_observations,
-            self.normalize_rewards,
-            obs_format,
-            dist,
-        )
-        self.policy_torso, self.value_torso, self.policy_head, self.value_head = built[:4]
-        self.obs_normalizer, self.leaf_normalizers, self.reward_normalizer = built[4:]
-        x = self._preprocess(obs_format.zeros(2))
-        networks.check_torso("policy", self.policy_torso, x, observation_space)
-        networks.check_torso("value", self.value_torso, x, observation_space)
-        self.policy_head(self.policy_torso(x))
-        self.value_head(self.value_torso(x))
+    def build_for(self, observation_space, action_space, masked=False):
+        """Creates torsos, heads and normalizers for the spaces; checks user models fit them.
+
+        Raises:
+            ValueError: an unsupported space, masks for unmaskable actions, or a user
+                model that does not accept the observations.
+        """
+        networks.build_agent(self, observation_space, action_space, masked)
         self._build_extra()
         self.built = True
         self._reset_compiled()
@@ -275,13 +226,13 @@ class Agent(keras.Model):
         self.compiled = True
         self._reset_compiled()
         if self.built:
-            self._build_optimizers()
+            self.build_optimizers()
 
     def _reset_compiled(self):
         self._fns = {}
         self._acting = None
 
-    def _build_optimizers(self):
+    def build_optimizers(self):
         self.optimizer.build(self._optimizer_variables())
         if self.value_optimizer is not None:
             self.value_optimizer.build(self._value_optimizer_variables())
@@ -335,24 +286,9 @@ class Agent(keras.Model):
         return fn
 
     # ------------------------------------------------------------------- training
-    def _ensure_ready(self, observation_space, action_space, seed, masked=False):
-        if not self.built:
-            if seed is not None:
-                keras.utils.set_random_seed(int(seed))
-            self._build_networks(observation_space, action_space, masked)
-        else:
-            for name, mine, theirs in (
-                ("observation", self.observation_space, observation_space),
-                ("action", self.action_space, action_space),
-            ):
-                if mine != theirs:
-                    raise ValueError(
-                        f"This agent was built for the {name} space {mine}, but the env has "
-                        f"{theirs}."
-                    )
-        if self.optimizer is None:
-            self.compile()
-        self._build_optimizers()
+    def prepare(self, observation_space, action_space, seed=None, masked=False):
+        """Builds (first fit) or checks (later fits) the agent for the env's spaces."""
+        training.ensure_ready(self, observation_space, action_space, seed, masked)
 
     def fit(self, env, total_timesteps, callbacks=None, verbose=1, seed=None, sampler=None):
         """Trains the agent on `env` for `total_timesteps` more environment steps.
@@ -376,28 +312,15 @@ class Agent(keras.Model):
         require_positive_int("total_timesteps", total_timesteps)
         require(verbose in (0, 1, 2), f"verbose must be 0, 1 or 2. Received: verbose={verbose!r}")
         sampler = sampler or InProcessSampler()
-        self._adopt_sampler_envs(sampler)
-        if seed is not None:
-            self._seed.assign(int(seed))
-        elif not self.built:
-            self._seed.assign(int(np.random.SeedSequence().entropy % (2**62)))
         try:
-            spaces = sampler.start(env, self.n_envs, seed)
-            masked = self.use_action_masks and sampler.action_masks
-            self._ensure_ready(*spaces, seed, masked=masked)
-            return train(self, sampler, int(total_timesteps), callbacks, verbose)
+            training.start(self, sampler, env, seed)
+            return training.train(self, sampler, int(total_timesteps), callbacks, verbose)
         finally:
             sampler.close()
 
-    def _adopt_sampler_envs(self, sampler):
-        """A sampler that fixes the env count (Ray: workers x envs) sets `n_envs`.
-
-        An agent left at the default `n_envs=1` takes the sampler's count; another
-        explicit count that differs is the sampler's `ValueError` (in its `start`).
-        """
-        count = getattr(sampler, "num_envs", None)
-        if count is not None and self.n_envs == 1 and count != 1:
-            self.n_envs = int(count)
+    def set_seed(self, seed) -> None:
+        """Sets the seed of the agent's noise streams and shuffles (`fit(seed=...)` does)."""
+        self._seed.assign(int(seed))
 
     def update(self, batch) -> dict:
         """One compiled update on a training batch (`rollout.batch.training_batch`)."""
@@ -466,19 +389,9 @@ class Agent(keras.Model):
         """
         self._check_built()
         require_positive_int("episodes", episodes)
-        if not self.masked:
-            return run_episodes(self.predict, env, episodes, deterministic, seed)
-        env, owned = single_env(env)
-        tracker = masks.MaskTracker(env)
-
-        def predict(obs, **kwargs):
-            return self.predict(obs, action_mask=tracker.mask, **kwargs)
-
-        try:
-            return run_episodes(predict, tracker, episodes, deterministic, seed)
-        finally:
-            if owned:
-                env.close()
+        if self.masked:
+            return masks.run_masked_episodes(self.predict, env, episodes, deterministic, seed)
+        return run_episodes(self.predict, env, episodes, deterministic, seed)
 
     # ---------------------------------------------------------- saving / export
     def save(self, filepath, overwrite=True, **kwargs):
@@ -506,20 +419,10 @@ class Agent(keras.Model):
         export(self, filepath, format=format)
 
     def get_build_config(self):
-        if not self.built or self.observation_space is None:
-            return None
-        return {
-            "observation_space": space_to_config(self.observation_space),
-            "action_space": space_to_config(self.action_space),
-            "masked": self.masked,
-        }
+        return saving.build_config(self) if self.built else None
 
     def build_from_config(self, config):
-        self._build_networks(
-            space_from_config(config["observation_space"]),
-            space_from_config(config["action_space"]),
-            config.get("masked", False),
-        )
+        self.build_for(*saving.build_arguments(config))
 
     def get_compile_config(self):
         return saving.compile_config(self)
@@ -533,8 +436,8 @@ class Agent(keras.Model):
         config["action_distribution"] = self.action_distribution_name
         return {
             "name": self.name,
-            "policy": saving.serialize_optional(self._user_policy),
-            "value": saving.serialize_optional(self._user_value),
+            "policy": saving.serialize_optional(self.policy_model),
+            "value": saving.serialize_optional(self.value_model),
             **config,
         }
 

@@ -11,9 +11,10 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
+from keras_trust import distributions
 from keras_trust.layers.normalization import RunningNormalization
 from keras_trust.networks import default_torso
-from keras_trust.observations import leaf_shape, normalizable
+from keras_trust.observations import ObservationFormat, leaf_shape, normalizable
 
 
 def value_head() -> keras.layers.Layer:
@@ -107,3 +108,39 @@ def update_normalizers(obs_format, normalizers, observations) -> None:
     for norm, x in zip(normalizers, obs_format.flatten(observations)):
         if norm is not None:
             norm.update(np.asarray(x))
+
+
+def build_agent(agent, observation_space, action_space, masked) -> None:
+    """Sets an agent's spaces, distribution and layers for its env, and checks its models.
+
+    The layers become the agent's attributes (`policy_torso`, `policy_head`, ...), so
+    Keras tracks them and `.keras` files hold them.
+    """
+    obs_format = ObservationFormat(observation_space)  # ValueError naming the space
+    dist = distributions.for_space(
+        action_space, agent.action_distribution_name, log_std_init=agent.log_std_init
+    )
+    if masked and dist.mask_size is None:
+        raise ValueError(
+            f"The env provides action masks, but {action_space} actions cannot be masked "
+            "(masks apply to Discrete and MultiDiscrete actions)."
+        )
+    agent.observation_space, agent.action_space = observation_space, action_space
+    agent.observation_format, agent.action_distribution = obs_format, dist
+    agent.masked = bool(masked)
+    built = build_networks(
+        agent.policy_model,
+        agent.value_model,
+        agent.hidden_sizes,
+        agent.normalize_observations,
+        agent.normalize_rewards,
+        obs_format,
+        dist,
+    )
+    agent.policy_torso, agent.value_torso, agent.policy_head, agent.value_head = built[:4]
+    agent.obs_normalizer, agent.leaf_normalizers, agent.reward_normalizer = built[4:]
+    x = obs_format.preprocess(obs_format.zeros(2), agent.normalizers)
+    check_torso("policy", agent.policy_torso, x, observation_space)
+    check_torso("value", agent.value_torso, x, observation_space)
+    agent.policy_head(agent.policy_torso(x))
+    agent.value_head(agent.value_torso(x))

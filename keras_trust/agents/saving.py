@@ -10,6 +10,8 @@ import tempfile
 
 import keras
 
+from keras_trust.spaces import space_from_config, space_to_config
+
 
 def atomic_save(write, filepath, overwrite: bool = True) -> None:
     """Calls `write(tmp_path)`, then moves the result to `filepath` atomically.
@@ -61,6 +63,24 @@ def serialize_optional(obj):
 def deserialize_optional(config):
     """Inverse of `serialize_optional`."""
     return None if config is None else keras.saving.deserialize_keras_object(config)
+
+
+def build_config(agent) -> dict:
+    """What a built agent was built for: its spaces (JSON) and whether it reads masks."""
+    return {
+        "observation_space": space_to_config(agent.observation_space),
+        "action_space": space_to_config(agent.action_space),
+        "masked": agent.masked,
+    }
+
+
+def build_arguments(config) -> tuple:
+    """`(observation_space, action_space, masked)` of a `build_config`."""
+    return (
+        space_from_config(config["observation_space"]),
+        space_from_config(config["action_space"]),
+        config.get("masked", False),
+    )
 
 
 def compile_config(agent):

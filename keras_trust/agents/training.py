@@ -2,12 +2,54 @@
 
 import time
 
+import keras
+import numpy as np
+
 from keras_trust.agents.progress import EpochReporter
 from keras_trust.rollout.batch import training_batch
 from keras_trust.rollout.reward_scaling import RewardScaler
 
 # Consecutive updates with a non-finite loss, gradient or KL after which `fit` gives up.
 MAX_NONFINITE_UPDATES = 3
+
+
+def start(agent, sampler, env, seed) -> None:
+    """Starts the sampler's envs and makes the agent ready for them.
+
+    A sampler that fixes the env count (Ray: workers x envs per worker) sets `n_envs` of
+    an agent left at the default 1; another explicit count that differs is the sampler's
+    `ValueError`. Without a seed, a fresh agent draws one (recorded in its weights).
+    """
+    count = getattr(sampler, "num_envs", None)
+    if count is not None and agent.n_envs == 1 and count != 1:
+        agent.n_envs = int(count)
+    if seed is not None:
+        agent.set_seed(seed)
+    elif not agent.built:
+        agent.set_seed(np.random.SeedSequence().entropy % (2**62))
+    spaces = sampler.start(env, agent.n_envs, seed)
+    masked = agent.use_action_masks and sampler.action_masks
+    agent.prepare(*spaces, seed, masked=masked)
+
+
+def ensure_ready(agent, observation_space, action_space, seed, masked=False) -> None:
+    """Builds a fresh agent for the spaces (seeded init), or checks a built one's spaces."""
+    if not agent.built:
+        if seed is not None:
+            keras.utils.set_random_seed(int(seed))
+        agent.build_for(observation_space, action_space, masked)
+    else:
+        for name, mine, theirs in (
+            ("observation", agent.observation_space, observation_space),
+            ("action", agent.action_space, action_space),
+        ):
+            if mine != theirs:
+                raise ValueError(
+                    f"This agent was built for the {name} space {mine}, but the env has {theirs}."
+                )
+    if agent.optimizer is None:
+        agent.compile()
+    agent.build_optimizers()
 
 
 def train(agent, sampler, total_timesteps, callbacks, verbose):

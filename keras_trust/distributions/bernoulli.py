@@ -6,37 +6,23 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from keras_trust.distributions.base import ActionDistribution, orthogonal
+from keras_trust.distributions.base import ActionDistribution
+from keras_trust.distributions.categorical import CategoricalHead
 
 
 @keras.saving.register_keras_serializable(package="keras_trust")
-class BernoulliHead(keras.layers.Layer):
+class BernoulliHead(CategoricalHead):
     """Maps features to the logits `(B, n)` of `n` independent Bernoullis.
+
+    The same layer as `CategoricalHead` (a Dense layer of logits, small orthogonal
+    init, so p starts near 1/2); only the law read from the logits differs.
 
     Args:
         n: number of binary sub-actions.
-        gain: orthogonal-initializer gain; small values start near p = 1/2.
-            Defaults to `0.01`.
+        gain: orthogonal-initializer gain. Defaults to `0.01`.
     """
 
     distribution = "bernoulli"
-
-    def __init__(self, n: int, gain: float = 0.01, **kwargs):
-        super().__init__(**kwargs)
-        self.n = int(n)
-        self.gain = float(gain)
-        self.dense = keras.layers.Dense(
-            self.n, kernel_initializer=orthogonal(self.gain), dtype=self.dtype_policy
-        )
-
-    def build(self, input_shape):
-        self.dense.build(input_shape)
-
-    def call(self, features):
-        return [self.dense(features)]
-
-    def get_config(self):
-        return {**super().get_config(), "n": self.n, "gain": self.gain}
 
 
 class Bernoulli(ActionDistribution):

@@ -98,3 +98,21 @@ class MaskTracker(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._read(info)
         return obs, reward, terminated, truncated, info
+
+
+def run_masked_episodes(predict, env, episodes, deterministic=True, seed=None) -> dict:
+    """`run_episodes` where each action is predicted under the env's current mask."""
+    from keras_trust.rollout.envs import single_env
+    from keras_trust.rollout.evaluation import run_episodes
+
+    env, owned = single_env(env)
+    tracker = MaskTracker(env)
+
+    def masked_predict(obs, **kwargs):
+        return predict(obs, action_mask=tracker.mask, **kwargs)
+
+    try:
+        return run_episodes(masked_predict, tracker, episodes, deterministic, seed)
+    finally:
+        if owned:
+            env.close()

@@ -17,7 +17,7 @@ import keras_trust as kt
 def built(algo, env_id, n_envs=3, jit_compile="auto", **kwargs):
     agent = (kt.PPO if algo == "ppo" else kt.TRPO)(n_envs=n_envs, n_steps=8, batch_size=8, **kwargs)
     env = gym.make(env_id)
-    agent._ensure_ready(env.observation_space, env.action_space, seed=0)
+    agent.prepare(env.observation_space, env.action_space, seed=0)
     agent.compile(jit_compile=jit_compile)
     return agent, env
 
@@ -132,12 +132,12 @@ def test_auto_skips_xla_when_a_layer_does_not_support_it():
     torso = keras.Sequential([NoJitLayer(), keras.layers.Dense(8, activation="tanh")])
     agent = kt.PPO(policy=torso, n_steps=8, batch_size=8)
     env = gym.make("CartPole-v1")
-    agent._ensure_ready(env.observation_space, env.action_space, seed=0)
+    agent.prepare(env.observation_space, env.action_space, seed=0)
     assert agent.jit_compile is False
     agent.compile(jit_compile="auto")
     assert agent.jit_compile is False
     plain = kt.PPO(n_steps=8, batch_size=8)
-    plain._ensure_ready(env.observation_space, env.action_space, seed=0)
+    plain.prepare(env.observation_space, env.action_space, seed=0)
     assert plain.jit_compile is True
 
 

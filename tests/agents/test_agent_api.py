@@ -215,7 +215,7 @@ def test_reward_scaling_divides_by_the_std_of_the_discounted_returns(random_epis
     agent = kt.PPO(
         n_envs=n_envs, n_steps=n_steps, gamma=gamma, normalize_rewards=True, hidden_sizes=(4,)
     )
-    agent._ensure_ready(gym.spaces.Box(-1, 1, (1,), np.float32), gym.spaces.Discrete(2), 0)
+    agent.prepare(gym.spaces.Box(-1, 1, (1,), np.float32), gym.spaces.Discrete(2), 0)
     scaler = kt.rollout.RewardScaler(agent.reward_normalizer, gamma, n_envs)
     done = random_episode_ends(rng, 3 * n_steps, n_envs, max_first=5, gaps=(2, 12))
     valid = ~np.concatenate([np.zeros((1, n_envs), bool), done[:-1]])

@@ -31,7 +31,7 @@ def test_shared_torso_kl_over_the_whole_update_is_within_max_kl():
     sampler = InProcessSampler()
     spaces = sampler.start("CartPole-v1", 2, seed=0)
     agent._seed.assign(0)
-    agent._ensure_ready(*spaces, seed=0)
+    agent.prepare(*spaces, seed=0)
     torso_ids = {id(v) for v in torso.trainable_variables}
     critic = agent._value_optimizer_variables()
     assert critic and not any(id(v) in torso_ids for v in critic)
@@ -58,7 +58,7 @@ def test_shared_torso_kl_over_the_whole_update_is_within_max_kl():
 def test_unshared_critic_keeps_all_its_variables():
     agent = kt.TRPO(n_steps=64, batch_size=32)
     env = gym.make("CartPole-v1")
-    agent._ensure_ready(env.observation_space, env.action_space, seed=0)
+    agent.prepare(env.observation_space, env.action_space, seed=0)
     assert [id(v) for v in agent._value_optimizer_variables()] == [
         id(v) for v in agent.value_variables
     ]

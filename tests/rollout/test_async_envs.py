@@ -60,7 +60,7 @@ def test_async_envs_give_the_same_rollout_as_sync():
     agent = kt.PPO(n_envs=2, n_steps=16, batch_size=16)
     sync = InProcessSampler("sync")
     spaces = sync.start("CartPole-v1", 2, seed=5)
-    agent._ensure_ready(*spaces, seed=5)
+    agent.prepare(*spaces, seed=5)
     expected = sync.collect(agent, 16, iteration=0)
     sync.close()
     parallel = InProcessSampler("async")

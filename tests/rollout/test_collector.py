@@ -88,7 +88,7 @@ def expected_env_rows(length, t_global):
 def collector_agent(action_space, n_envs, **kwargs):
     """A PPO built for the counter env's spaces, without any training."""
     agent = kt.PPO(n_envs=n_envs, n_steps=8, batch_size=8, hidden_sizes=(8,), **kwargs)
-    agent._ensure_ready(CounterEnv.observation_space, action_space, seed=0)
+    agent.prepare(CounterEnv.observation_space, action_space, seed=0)
     return agent
 
 
