@@ -227,11 +227,7 @@ def _resume_config(args) -> dict:
             f"--resume continues the run as its config.json says; {', '.join(changed)} "
             "cannot be changed (start a new run with --config RUN_DIR/config.json instead)."
         )
-    config = runs.read_config(args.resume)
-    for name, given in (("algo", args.algo), ("env_id", args.env_id)):
-        if given is not None and given != config[name]:
-            raise ValueError(f"{args.resume} is a run of {name}={config[name]!r}, not {given!r}.")
-    return config
+    return runs.resume_config(args.resume, args.algo, args.env_id)
 
 
 def _tune(args) -> int:

@@ -131,6 +131,15 @@ def read_config(run_dir) -> dict:
         return json.load(f)
 
 
+def resume_config(run_dir, algo=None, env_id=None) -> dict:
+    """The config of the run in `run_dir`, checked against an `algo` / `env_id` given."""
+    config = read_config(run_dir)
+    for name, given in (("algo", algo), ("env_id", env_id)):
+        if given is not None and given != config[name]:
+            raise ValueError(f"{run_dir} is a run of {name}={config[name]!r}, not {given!r}.")
+    return config
+
+
 def write_config(run_dir, config, name: str = CONFIG_FILE) -> None:
     """Writes `config` as `run_dir/name` (atomically)."""
     from keras_trust.callbacks.metrics import write_text_atomically
