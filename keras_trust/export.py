@@ -93,6 +93,10 @@ def export_saved_model(agent, filepath) -> None:
     obs_spec = _observation_spec(agent)
     archive = keras.export.ExportArchive()
     archive.track(agent)
+    if agent.recurrent:
+        _add_recurrent_endpoints(agent, archive)
+        archive.write_out(str(filepath), verbose=False)
+        return
 
     def action(observation, action_mask=None):
         return agent.deterministic_action(observation, action_mask)
@@ -108,13 +112,33 @@ def export_saved_model(agent, filepath) -> None:
     archive.write_out(str(filepath), verbose=False)
 
 
+def _add_recurrent_endpoints(agent, archive) -> None:
+    """`step` (= `serving_default`): (observation, [action_mask], state_0, ...) ->
+    {"action", "state_0", ...}; the caller carries the state and passes zeros at each
+    episode start (`agent.initial_state`)."""
+    sizes = agent.policy_torso.state_sizes if hasattr(agent.policy_torso, "state_sizes") else []
+    states = [tf.TensorSpec((None, s), tf.float32, name=f"state_{i}") for i, s in enumerate(sizes)]
+    signature = [*_input_signature(agent), states]
+
+    def step(observation, *rest):
+        *mask, state = rest
+        rows = tf.shape(tf.nest.flatten(observation)[0])[0]
+        starts = tf.zeros([rows], tf.bool)
+        out = agent.acting.deterministic_step(observation, mask[0] if mask else None, state, starts)
+        return {OUTPUT_NAME: out[0], **{f"state_{i}": t for i, t in enumerate(out[1:])}}
+
+    archive.add_endpoint("step", step, input_signature=signature)
+    archive.add_endpoint("serving_default", step, input_signature=signature)
+
+
 def _action_function(agent):
     """The deterministic action as a `tf.function` over an observation batch."""
 
-    if agent.masked or agent.observation_format.nested:
+    if agent.masked or agent.observation_format.nested or agent.recurrent:
         raise ValueError(
             "TFLite and ONNX export take one observation tensor: agents with Dict/Tuple "
-            "observations or action masks export as SavedModel (format='saved_model')."
+            "observations, action masks or recurrent policies export as SavedModel "
+            "(format='saved_model')."
         )
 
     @tf.function(input_signature=[_observation_spec(agent)])

@@ -8,17 +8,20 @@ per-step policy (`acting.py`), saving (`saving.py`); the rollout side in `rollou
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_trust import distributions
-from keras_trust.agents import networks, saving, training
+from keras_trust.agents import networks, recurrence, saving, training
 from keras_trust.agents.acting import CompiledPolicy
+from keras_trust.agents.recurrent_acting import RecurrentCompiledPolicy, RecurrentEpisodes
 from keras_trust.agents.saving import atomic_save
 from keras_trust.agents.validation import check_agent_arguments, require, require_positive_int
 from keras_trust.observations import leaf_shape
 from keras_trust.ops.state import unique
 from keras_trust.rollout import masks
 from keras_trust.rollout.collector import InProcessSampler
+from keras_trust.rollout.envs import single_env
 from keras_trust.rollout.evaluation import run_episodes
 
 # Constructor arguments stored as attributes of the same name (and so in `get_config`).
@@ -145,6 +148,18 @@ class Agent(keras.Model):
         return unique(self.value_torso.trainable_variables + self.value_head.trainable_variables)
 
     @property
+    def recurrent(self) -> bool:
+        """Whether the policy or the value model is a `kt.networks.RecurrentTorso`."""
+        return recurrence.is_recurrent(self.policy_model) or recurrence.is_recurrent(
+            self.value_model
+        )
+
+    def initial_state(self, batch_size=1) -> list:
+        """The zero policy state of a recurrent agent (a list of `(batch, size)` arrays)."""
+        require(self.recurrent, "initial_state() is for agents with a RecurrentTorso policy.")
+        return self.acting.initial_state(batch_size)[0]
+
+    @property
     def obs_shape(self) -> tuple:
         """Shape of one observation (of a flat observation space; Dict/Tuple: the first leaf's)."""
         return leaf_shape(self.observation_format.leaves[0])
@@ -256,6 +271,8 @@ class Agent(keras.Model):
     @property
     def acting(self) -> CompiledPolicy:
         """The compiled per-step policy (act / value / predict / sample) that samplers call."""
+        if self._acting is None and self.recurrent:
+            self._acting = RecurrentCompiledPolicy(self, self.jit_compile)
         if self._acting is None:
             self._acting = CompiledPolicy(
                 self.policy_params,
@@ -282,7 +299,10 @@ class Agent(keras.Model):
         """A `tf.function` of `body` for use inside the update, XLA-compiled if `jit_compile`."""
         fn = self._fns.get(name)
         if fn is None:
-            fn = self._fns[name] = tf.function(body, jit_compile=self.jit_compile, autograph=False)
+            # A recurrent unroll's gradient (a while loop's accumulators) does not
+            # compile with XLA: recurrent agents run the update's step as a plain graph.
+            jit = self.jit_compile and not self.recurrent
+            fn = self._fns[name] = tf.function(body, jit_compile=jit, autograph=False)
         return fn
 
     # ------------------------------------------------------------------- training
@@ -347,7 +367,9 @@ class Agent(keras.Model):
     def _batch(self, obs):
         return self.observation_format.batch(obs)
 
-    def predict(self, obs, deterministic=True, seed=None, action_mask=None):
+    def predict(
+        self, obs, deterministic=True, seed=None, action_mask=None, state=None, episode_start=None
+    ):
         """Actions for an observation batch (a single observation works too).
 
         Args:
@@ -356,6 +378,11 @@ class Agent(keras.Model):
             seed: seed of the sampling noise when `deterministic=False`.
             action_mask: bool `(B, mask_size)` or `(mask_size,)` of allowed actions
                 (Discrete/MultiDiscrete); masked actions are never returned.
+            state: a recurrent agent's policy state (`initial_state(B)` when None).
+            episode_start: bool `(B,)`: rows whose state is reset first. Default all False.
+
+        Returns:
+            The actions; for a recurrent agent `(actions, new_state)`.
         """
         self._check_built()
         batch, single = self._batch(obs)
@@ -363,6 +390,15 @@ class Agent(keras.Model):
         if action_mask is not None or self.masked:
             rows = len(self.observation_format.flatten(batch)[0])
             mask = masks.mask_batch(self.action_distribution.mask_size, action_mask, rows)
+        if self.recurrent:
+            rows = len(self.observation_format.flatten(batch)[0])
+            state = self.initial_state(rows) if state is None else state
+            starts = np.zeros(rows, bool) if episode_start is None else episode_start
+            starts = np.broadcast_to(np.asarray(starts, bool), (rows,))
+            actions, state = self.acting.predict_recurrent(
+                batch, state, starts, deterministic, seed, mask
+            )
+            return (actions[0] if single else actions), state
         actions = self.acting.predict(batch, deterministic, seed, mask)
         return actions[0] if single else actions
 
@@ -389,9 +425,16 @@ class Agent(keras.Model):
         """
         self._check_built()
         require_positive_int("episodes", episodes)
-        if self.masked:
-            return masks.run_masked_episodes(self.predict, env, episodes, deterministic, seed)
-        return run_episodes(self.predict, env, episodes, deterministic, seed)
+        run = masks.run_masked_episodes if self.masked else run_episodes
+        if not self.recurrent:
+            return run(self.predict, env, episodes, deterministic, seed)
+        env, owned = single_env(env)
+        tracked = RecurrentEpisodes(env, self)
+        try:
+            return run(tracked.act, tracked, episodes, deterministic, seed)
+        finally:
+            if owned:
+                env.close()
 
     # ---------------------------------------------------------- saving / export
     def save(self, filepath, overwrite=True, **kwargs):

@@ -2,43 +2,43 @@
 
 import tensorflow as tf
 
+from keras_trust.agents import recurrence
 from keras_trust.ops.state import all_finite, rollback, snapshot
 from keras_trust.ops.statistics import shuffled_indices, weighted_mean
 
 
-def fit_critic(
-    value_estimate, obs, returns, weights, seed, epochs, batch_size, optimizer, variables
-):
-    """`epochs` passes of shuffled minibatches of `(V(obs) - returns)^2`, as one loop.
+def fit_critic(value_fn, data, seed, epochs, units_per_minibatch, optimizer, variables):
+    """`epochs` passes of shuffled minibatches of `(V - returns)^2`, as one loop.
 
     Written as one `tf.while_loop` over `epochs * n_batches` steps, for use inside a
     compiled update. A non-finite loss or gradient rolls the critic and its optimizer
     back to where they were before the loop.
 
     Args:
-        value_estimate: observation batch -> values `(B,)`.
-        obs, returns, weights: the rollout's flat batch (weights 0 on reset steps).
+        value_fn: minibatch -> flat values (`recurrence.batch_values`).
+        data: the training batch (`obs`, `returns`, `weights`, ...): flat rows, or whole
+            sequences for recurrent critics (minibatches are then whole sequences).
         seed: int64 pair seeding the shuffles.
         epochs: passes over the batch.
-        batch_size: minibatch size.
+        units_per_minibatch: rows (or sequences) per minibatch.
         optimizer: a first-order Keras optimizer, built for `variables`.
         variables: the variables to fit (a torso shared with the policy left out).
 
     Returns:
         `(mean loss, whether the rollback happened)`.
     """
-    n = tf.shape(returns)[0]
-    n_batches = n // batch_size
+    n = recurrence.units(data)
+    n_batches = n // units_per_minibatch
     saved = snapshot(variables + optimizer.variables)
     perms = shuffled_indices(n, seed, 1000, rows=epochs)
 
     def body(k, total, bad):
-        start = (k % n_batches) * batch_size
-        idx = tf.slice(perms[k // n_batches], [start], [batch_size])
-        mb_obs = tf.nest.map_structure(lambda t: tf.gather(t, idx), obs)
-        mb_ret, mb_w = tf.gather(returns, idx), tf.gather(weights, idx)
+        start = (k % n_batches) * units_per_minibatch
+        idx = tf.slice(perms[k // n_batches], [start], [units_per_minibatch])
+        mb = recurrence.gather(data, idx)
         with tf.GradientTape() as tape:
-            loss = weighted_mean(tf.square(mb_ret - value_estimate(mb_obs)), mb_w)
+            error = recurrence.flat(mb, "returns") - value_fn(mb)
+            loss = weighted_mean(tf.square(error), recurrence.flat(mb, "weights"))
         grads = tape.gradient(loss, variables)
         ok = all_finite(loss, *grads)
         grads = [tf.where(ok, g, tf.zeros_like(g)) for g in grads]

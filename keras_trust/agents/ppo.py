@@ -3,7 +3,9 @@
 import keras
 import tensorflow as tf
 
+from keras_trust.agents import recurrence
 from keras_trust.agents.agent import Agent
+from keras_trust.agents.recurrence import flat
 from keras_trust.agents.validation import require
 from keras_trust.layers.kl_penalty import KLPenalty
 from keras_trust.ops.state import all_finite, rollback, snapshot, unique
@@ -124,11 +126,12 @@ class PPO(Agent):
     def _optimizer_variables(self):
         return unique(self.policy_variables + self.value_variables)
 
-    def _ppo_losses(self, mb, old_params):
-        """PPO's loss on a minibatch (a dict like the training batch) and its statistics."""
-        obs, actions, weights = mb["obs"], mb["actions"], mb["weights"]
-        log_probs, advantages, returns = mb["log_probs"], mb["advantages"], mb["returns"]
-        params = self.policy_params(obs, mb.get("masks"))
+    def _ppo_losses(self, mb):
+        """PPO's loss on a minibatch (flat rows or whole sequences) and its statistics."""
+        actions, weights = flat(mb, "actions"), flat(mb, "weights")
+        log_probs, advantages = flat(mb, "log_probs"), flat(mb, "advantages")
+        returns, old_params = flat(mb, "returns"), flat(mb, "old_params")
+        params = recurrence.batch_policy_params(self, mb)
         dist = self.action_distribution
         log_ratio = dist.log_prob(params, actions) - log_probs
         ratio = tf.exp(log_ratio)
@@ -149,7 +152,7 @@ class PPO(Agent):
                 weighted_mean(dist.kl(old_params, params), weights)
             )
         entropy = weighted_mean(dist.entropy(params), weights)
-        value_loss = weighted_mean(tf.square(returns - self.value_estimate(obs)), weights)
+        value_loss = weighted_mean(tf.square(returns - recurrence.batch_values(self, mb)), weights)
         loss = policy_loss - self.ent_coef * entropy + self.vf_coef * value_loss
         stats.update(
             entropy=entropy,
@@ -159,7 +162,7 @@ class PPO(Agent):
         )
         return loss, stats
 
-    def _minibatch_step(self, mb, mb_old):
+    def _minibatch_step(self, mb):
         """One Adam step on a minibatch, unless it is non-finite or past the KL limit.
 
         Returns `(stats, ok, stop)`: `ok` is False when the loss or a gradient is not
@@ -167,7 +170,7 @@ class PPO(Agent):
         """
         variables = self._optimizer_variables()
         with tf.GradientTape() as tape:
-            loss, stats = self._ppo_losses(mb, mb_old)
+            loss, stats = self._ppo_losses(mb)
         grads = tape.gradient(loss, variables)
         if self.max_grad_norm is not None:
             grads, _ = tf.clip_by_global_norm(grads, self.max_grad_norm)
@@ -184,7 +187,7 @@ class PPO(Agent):
         tf.cond(tf.logical_not(stop), apply, lambda: None)
         return stats, ok, stop
 
-    def _train(self, obs, actions, log_probs, advantages, returns, weights, seed, masks=None):
+    def _train(self, obs, actions, log_probs, advantages, returns, weights, seed, **extra):
         # The minibatch step is its own function, XLA-compiled with `jit_compile`: it
         # fuses the loss, backprop and Adam's per-variable updates (the loop around it,
         # with its shuffles and gathers, ran slower under XLA on CPU).
@@ -192,8 +195,6 @@ class PPO(Agent):
         variables = self._optimizer_variables()
         state = variables + self.optimizer.variables
         saved = snapshot(state)
-        old_params = [tf.stop_gradient(p) for p in self.policy_params(obs, masks)]
-        n = tf.shape(weights)[0]
         data = {
             "obs": obs,
             "actions": actions,
@@ -201,20 +202,23 @@ class PPO(Agent):
             "advantages": advantages,
             "returns": returns,
             "weights": weights,
+            **extra,  # masks; for recurrent agents starts and the sequences' states
         }
-        if masks is not None:
-            data["masks"] = masks
-        n_batches = n // self.batch_size
+        old_params = [tf.stop_gradient(p) for p in recurrence.batch_policy_params(self, data)]
+        if recurrence.is_sequence_batch(data):  # kept time-major, to gather by sequence
+            shape = tf.shape(weights)
+            old_params = [tf.reshape(p, [shape[0], shape[1], *p.shape[1:]]) for p in old_params]
+        data["old_params"] = old_params
+        n = recurrence.units(data)
+        mb_size = recurrence.units_per_minibatch(data, self.batch_size)
+        n_batches = n // mb_size
         names = ("policy_loss", "value_loss", "entropy", "loss", "approx_kl")
         if self.clip_ratio is not None:
             names += ("clip_fraction",)
-        mb_size = self.batch_size
 
         def minibatch(perm, epoch, b, sums, count, bad, stop):
             idx = tf.slice(perm, [b * mb_size], [mb_size])
-            mb = tf.nest.map_structure(lambda t: tf.gather(t, idx), data)
-            mb_old = [tf.gather(p, idx) for p in old_params]
-            stats, ok, stop = minibatch_step(mb, mb_old)
+            stats, ok, stop = minibatch_step(recurrence.gather(data, idx))
             sums = {k: sums[k] + stats[k] for k in names}
             return perm, epoch, b + 1, sums, count + 1.0, bad | ~ok, stop
 
@@ -241,8 +245,10 @@ class PPO(Agent):
         )
         rollback(state, saved, bad)
         logs = {k: sums[k] / tf.maximum(count, 1.0) for k in names}
-        new_params = self.policy_params(obs, masks)
-        kl = weighted_mean(self.action_distribution.kl(old_params, new_params), weights)
+        new_params = recurrence.batch_policy_params(self, data)
+        kl = weighted_mean(
+            self.action_distribution.kl(flat(data, "old_params"), new_params), flat(data, "weights")
+        )
         logs["kl"] = kl
         logs["epochs_run"] = tf.cast(epoch, tf.float32)
         if self.kl_penalty is not None:

@@ -86,7 +86,12 @@ def train(agent, sampler, total_timesteps, callbacks, verbose):
         # Advantages.
         rewards = rollout.rewards if scaler is None else scaler.scale(rollout)
         batch, explained_variance = training_batch(
-            rollout, rewards, agent.gamma, agent.gae_lambda, [agent.seed % (2**31), epoch]
+            rollout,
+            rewards,
+            agent.gamma,
+            agent.gae_lambda,
+            [agent.seed % (2**31), epoch],
+            sequences=agent.recurrent,
         )
         # Update.
         report.callbacks.on_train_batch_begin(0)

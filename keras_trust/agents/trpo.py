@@ -3,8 +3,10 @@
 import keras
 import tensorflow as tf
 
+from keras_trust.agents import recurrence
 from keras_trust.agents.agent import Agent
 from keras_trust.agents.critic import fit_critic
+from keras_trust.agents.recurrence import merge_steps
 from keras_trust.agents.validation import require
 from keras_trust.ops.statistics import normalize_advantages, weighted_mean
 from keras_trust.optimizers.base import CurvatureOptimizer
@@ -67,7 +69,9 @@ class TRPO(Agent):
         self.value_epochs = int(value_epochs)
 
     def _default_optimizer(self):
-        return TrustRegion(max_kl=0.01, cg_iters=15)
+        # A recurrent policy's Fisher products by double backprop, through its loop.
+        method = "double_backprop" if self.recurrent else "forward_over_reverse"
+        return TrustRegion(max_kl=0.01, cg_iters=15, fvp_method=method)
 
     def _default_value_optimizer(self):
         # sb3-contrib's critic Adam: SB3's ActorCriticPolicy sets eps=1e-5 (Keras: 1e-7).
@@ -82,29 +86,40 @@ class TRPO(Agent):
         if isinstance(self.value_optimizer, CurvatureOptimizer):
             raise ValueError("TRPO's value_optimizer must be a first-order optimizer (e.g. Adam).")
 
-    def _train(self, obs, actions, log_probs, advantages, returns, weights, seed, masks=None):
+    def _train(self, obs, actions, log_probs, advantages, returns, weights, seed, **extra):
+        # `extra`: masks; for recurrent agents the sequences' starts and states.
+        data = {"obs": obs, "returns": returns, "weights": weights, **extra}
+        actions, log_probs, advantages, weights = (
+            merge_steps(data, t) for t in (actions, log_probs, advantages, weights)
+        )
         if self.normalize_advantage:
             advantages = normalize_advantages(advantages, weights)
         dist = self.action_distribution
-        old_params = [tf.stop_gradient(p) for p in self.policy_params(obs, masks)]
+
+        # Forward-over-reverse Fisher products need the recurrent loop unrolled in the
+        # graph (slow to trace); double backprop works through the loop itself.
+        static = self.optimizer.fvp_method == "forward_over_reverse"
+
+        def params():
+            return recurrence.batch_policy_params(self, data, static)
+
+        old_params = [tf.stop_gradient(p) for p in params()]
 
         def loss_fn():
-            ratio = tf.exp(dist.log_prob(self.policy_params(obs, masks), actions) - log_probs)
+            ratio = tf.exp(dist.log_prob(params(), actions) - log_probs)
             return -weighted_mean(ratio * advantages, weights)
 
         def kl_fn():
-            return weighted_mean(dist.kl(old_params, self.policy_params(obs, masks)), weights)
+            return weighted_mean(dist.kl(old_params, params()), weights)
 
         info = self.optimizer.minimize(loss_fn, self.policy_variables, kl_fn)
-        entropy = weighted_mean(dist.entropy(self.policy_params(obs, masks)), weights)
+        entropy = weighted_mean(dist.entropy(params()), weights)
         value_loss, value_bad = fit_critic(
-            self.value_estimate,
-            obs,
-            returns,
-            weights,
+            lambda mb: recurrence.batch_values(self, mb),
+            data,
             seed,
             self.value_epochs,
-            self.batch_size,
+            recurrence.units_per_minibatch(data, self.batch_size),
             self.value_optimizer,
             self._value_optimizer_variables(),
         )

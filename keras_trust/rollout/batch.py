@@ -20,7 +20,7 @@ def explained_variance(returns, values, valid) -> float:
     return float(1.0 - np.var(returns[valid] - values[valid]) / var_returns)
 
 
-def training_batch(rollout, rewards, gamma, gae_lambda, seed):
+def training_batch(rollout, rewards, gamma, gae_lambda, seed, sequences=False):
     """The flat tensors of one update, and the critic's explained variance before it.
 
     Args:
@@ -28,6 +28,8 @@ def training_batch(rollout, rewards, gamma, gae_lambda, seed):
         rewards: its rewards as the update sees them (scaled or raw), `(T, n_envs)`.
         gamma, gae_lambda: discount and GAE lambda.
         seed: int64 pair seeding the update's shuffles.
+        sequences: keep the `(T, n_envs)` layout, with `starts` and the rollout's
+            initial states, for a recurrent agent (minibatches of whole sequences).
 
     Returns:
         `(batch, explained_variance)`; `batch` maps `obs` (a nest for Dict/Tuple
@@ -48,7 +50,8 @@ def training_batch(rollout, rewards, gamma, gae_lambda, seed):
     n = rollout.rewards.size
 
     def flat(x, dtype=None):
-        x = x.reshape(n, *x.shape[2:])
+        if not sequences:
+            x = x.reshape(n, *x.shape[2:])
         return tf.convert_to_tensor(x if dtype is None else x.astype(dtype))
 
     batch = {
@@ -62,4 +65,9 @@ def training_batch(rollout, rewards, gamma, gae_lambda, seed):
     }
     if rollout.action_masks is not None:
         batch["masks"] = flat(rollout.action_masks)
+    if sequences:
+        batch["starts"] = tf.convert_to_tensor(~rollout.valid)
+        policy_state, value_state = rollout.initial_states
+        batch["policy_state"] = [tf.convert_to_tensor(s) for s in policy_state]
+        batch["value_state"] = [tf.convert_to_tensor(s) for s in value_state]
     return batch, explained

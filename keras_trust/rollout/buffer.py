@@ -24,6 +24,8 @@ class Rollout(NamedTuple):
         last_observations: `(n_envs, *obs_shape)` observations after the last step.
         action_masks: `(T, n_envs, mask_size)` bool masks the actions were sampled under,
             or None for an agent without masks.
+        initial_states: for a recurrent agent, `(policy_state, value_state)`: lists of
+            `(n_envs, size)` arrays, each env's state before the rollout's first step.
     """
 
     observations: np.ndarray
@@ -38,6 +40,7 @@ class Rollout(NamedTuple):
     episode_lengths: list
     last_observations: np.ndarray
     action_masks: np.ndarray | None = None
+    initial_states: tuple | None = None
 
     @property
     def num_steps(self) -> int:
@@ -57,7 +60,7 @@ class Rollout(NamedTuple):
             elif items[0] is None:
                 fields[name] = None
             else:
-                axis = 0 if name == "last_observations" else 1
+                axis = 0 if name in ("last_observations", "initial_states") else 1
                 fields[name] = tf.nest.map_structure(
                     lambda *xs, axis=axis: np.concatenate(xs, axis=axis), *items
                 )

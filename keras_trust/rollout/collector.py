@@ -49,6 +49,7 @@ class EnvRunner:
         self.format = ObservationFormat(envs.single_observation_space)
         self.obs, self.infos = envs.reset(seed=seed)
         self.has_masks = masks.env_provides_masks(envs, self.infos)
+        self.rnn_state = None  # a recurrent agent's (policy, value) state per env
         n = envs.num_envs
         self.prev_done = np.zeros(n, dtype=bool)
         self.ep_return = np.zeros(n)
@@ -70,6 +71,20 @@ class EnvRunner:
         term_buf = np.empty((n_steps, n), dtype=bool)
         trunc_buf = np.empty((n_steps, n), dtype=bool)
         obs, infos, mask = self.obs, self.infos, None
+        recurrent = agent.recurrent
+        if recurrent:
+            # Each env's state carries over from the last rollout; `starts` resets it at
+            # the first step of each episode (the reset step after a done).
+            if self.rnn_state is None or len(self.rnn_state[0] + self.rnn_state[1]) == 0:
+                self.rnn_state = policy.initial_state(n)
+            initial_states = tuple([s.copy() for s in part] for part in self.rnn_state)
+            starts = self.prev_done.copy()
+
+            def act(stored, mask):
+                *out, p_state, v_state = policy.act_recurrent(stored, mask, *self.rnn_state, starts)
+                self.rnn_state = (p_state, v_state)
+                return out
+
         for t in range(n_steps):
             fmt.store(obs_buf, t, obs)
             stored = fmt.take(obs_buf, t)
@@ -80,12 +95,17 @@ class EnvRunner:
                 act_buf = np.empty((n_steps, *action.shape), dtype=action.dtype)
             act_buf[t] = action
             obs, rew_buf[t], term_buf[t], trunc_buf[t], infos = step(env_action)
+            if recurrent:
+                starts = term_buf[t] | trunc_buf[t]
             if not (np.isfinite(rew_buf[t]).all() and fmt.all_finite(obs)):
                 self.steps += t + 1
                 self._raise_non_finite(obs, rew_buf[t])
         self.steps += n_steps
         self.obs, self.infos = obs, infos
-        val_buf[n_steps] = policy.value(obs)
+        if recurrent:
+            val_buf[n_steps] = policy.value_recurrent(obs, self.rnn_state[1], starts)
+        else:
+            val_buf[n_steps] = policy.value(obs)
         valid_buf, ep_returns, ep_lengths = self._episodes(rew_buf, term_buf | trunc_buf)
         return Rollout(
             obs_buf,
@@ -100,6 +120,7 @@ class EnvRunner:
             ep_lengths,
             fmt.as_arrays(obs),
             mask_buf,
+            initial_states if recurrent else None,
         )
 
     def _step_with_timeout(self, actions):
