@@ -232,12 +232,16 @@ def _resume_config(args) -> dict:
 
 def _tune(args) -> int:
     try:
-        from keras_trust import tune
-    except ImportError as e:
-        print(f"keras-trust tune: {e}", file=sys.stderr)
-        return 1
-    import optuna
+        import optuna
 
+        from keras_trust import tune
+    except ImportError:
+        print(
+            "keras-trust tune: tuning needs Optuna: pip install 'keras-trust[tune]' (or pip "
+            "install optuna).",
+            file=sys.stderr,
+        )
+        return 1
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # tune prints a line per trial
     out = args.out or os.path.join("tuning", f"{args.algo}-{args.env_id}")
     try:

@@ -322,6 +322,14 @@ def test_train_needs_an_algorithm_and_env_or_a_run_config(capsys):
     assert "unknown algorithm" in capsys.readouterr().err
 
 
+def test_tune_without_optuna_says_what_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # makes `import optuna` fail
+    monkeypatch.delitem(sys.modules, "keras_trust.tune", raising=False)
+    monkeypatch.delattr(kt, "tune", raising=False)
+    assert cli.main(["tune", "ppo", "CartPole-v1", "--trials", "1"]) == 1
+    assert "keras-trust[tune]" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------- start-up output
 @pytest.mark.parametrize("how", ["module", "console_script"])
 def test_the_command_prints_no_tensorflow_start_up_logs(how, tmp_path):
