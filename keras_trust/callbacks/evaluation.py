@@ -124,6 +124,8 @@ class EvalCallback(keras.callbacks.Callback):
             self.deterministic,
             self.seed,
             self.model.action_distribution.mask_size if self.model.masked else None,
+            # A recurrent agent carries its state from step to step (absent: feed-forward).
+            self.model.initial_state if getattr(self.model, "recurrent", False) else None,
         )
         result = EvalResult(
             int(epoch),

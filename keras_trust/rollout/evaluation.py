@@ -73,6 +73,7 @@ def run_vectorized_episodes(
     deterministic: bool = True,
     seed=None,
     mask_size: int | None = None,
+    initial_state=None,
 ) -> dict:
     """Runs `episodes` whole episodes over a vector env, one batched `predict` per step.
 
@@ -100,6 +101,11 @@ def run_vectorized_episodes(
             each step's masks (`info["action_mask"]` or the envs' `action_masks()`,
             `rollout.masks.read_masks`) are passed to `predict` as `action_mask`.
             Defaults to `None` (no masks).
+        initial_state: for a recurrent agent, its `initial_state` (batch size -> state):
+            `predict` is then called with `state=` and `episode_start=` and returns
+            `(actions, new_state)`; `episode_start` is true at the first step and on the
+            first observation of each new episode (the one after an autoreset step).
+            Defaults to `None` (a feed-forward policy).
 
     Returns:
         A dict with `mean_return`, `std_return`, `mean_length`, `returns`, `lengths`
@@ -122,14 +128,27 @@ def run_vectorized_episodes(
         ep_length = np.zeros(envs.num_envs, dtype=np.int64)
         resetting = np.zeros(envs.num_envs, dtype=bool)
         counts = np.zeros(envs.num_envs, dtype=np.int64)
+        state = None if initial_state is None else initial_state(envs.num_envs)
+        starts = np.ones(envs.num_envs, dtype=bool)
         step = 0
         while (counts < quotas).any():
             kwargs = {}
             if mask_size is not None:
                 kwargs["action_mask"] = read_masks(envs, info, mask_size)
             sample_seed = None if seed is None else [int(seed), step]
-            actions = predict(obs, deterministic=deterministic, seed=sample_seed, **kwargs)
+            if state is None:
+                actions = predict(obs, deterministic=deterministic, seed=sample_seed, **kwargs)
+            else:
+                actions, state = predict(
+                    obs,
+                    deterministic=deterministic,
+                    seed=sample_seed,
+                    state=state,
+                    episode_start=starts,
+                    **kwargs,
+                )
             obs, rewards, terminated, truncated, info = envs.step(actions)
+            starts = resetting.copy()  # an autoreset step returned a new episode's first obs
             step += 1
             live = ~resetting  # envs whose step was a real step, not an autoreset
             ep_return[live] += np.asarray(rewards, dtype=np.float64)[live]

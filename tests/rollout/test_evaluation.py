@@ -129,6 +129,28 @@ def test_action_masks_from_the_info_reach_predict():
     envs.close()
 
 
+def test_a_recurrent_policy_gets_its_state_back_and_episode_starts():
+    calls = []
+
+    def recurrent(obs, deterministic=True, seed=None, state=None, episode_start=None):
+        # The state counts the steps since the episode start it was told about.
+        (count,) = state
+        count = np.where(episode_start, 0, count) + 1
+        calls.append((np.asarray(obs)[:, 0].tolist(), episode_start.tolist(), count.tolist()))
+        return (np.asarray(obs)[:, 0].astype(np.int64) % 2), [count]
+
+    envs = _vector([2, 3])
+    result = run_vectorized_episodes(
+        recurrent, envs, episodes=2, initial_state=lambda n: [np.full(n, 99)]
+    )
+    assert result["returns"] == [RETURN_OF_LENGTH[2], RETURN_OF_LENGTH[3]]
+    # obs 2, 1, then 0 (terminal; the autoreset step ignores the action), then 3, 2, 1.
+    assert [c[0] for c in calls] == [[2], [1], [0], [3], [2], [1]]
+    assert [c[1] for c in calls] == [[True], [False], [False], [True], [False], [False]]
+    assert [c[2] for c in calls] == [[1], [2], [3], [1], [2], [3]]
+    envs.close()
+
+
 def test_rejects_zero_episodes():
     with pytest.raises(ValueError, match="episodes"):
         run_vectorized_episodes(Policy(), lambda: PlaylistEnv([1]), episodes=0)
