@@ -245,8 +245,8 @@ def test_gaussian_log_std_is_a_trainable_state_independent_weight():
         (gym.spaces.Dict({"a": gym.spaces.Discrete(2)}), "Dict"),
         (gym.spaces.Tuple([gym.spaces.Discrete(2)]), "Tuple"),
         (gym.spaces.Text(5), "Text"),
-        (gym.spaces.MultiBinary(3), "MultiBinary"),
-        (gym.spaces.Box(-1.0, 1.0, shape=(2, 2)), "Box"),
+        (gym.spaces.Box(-1, 1, shape=(2, 2), dtype=np.int64), "Box actions must be float"),
+        (gym.spaces.Box(-1.0, 1.0, shape=()), "Box action needs a shape"),
     ],
 )
 def test_distribution_kind_rejects_unsupported_spaces(space, name):
@@ -260,6 +260,8 @@ def test_distribution_kind_of_supported_spaces():
     assert distribution_kind(gym.spaces.Discrete(3)) == "categorical"
     assert distribution_kind(gym.spaces.MultiDiscrete([2, 2])) == "multi_categorical"
     assert distribution_kind(gym.spaces.Box(-1, 1, (2,), np.float32)) == "diag_gaussian"
+    assert distribution_kind(gym.spaces.Box(-1, 1, (2, 2), np.float32)) == "diag_gaussian"
+    assert distribution_kind(gym.spaces.MultiBinary([2, 3])) == "bernoulli"
 
 
 def test_deterministic_action_is_argmax_or_mean():
@@ -293,11 +295,23 @@ def test_unknown_kind_raises():
 
 
 def test_heads_round_trip_through_keras_serialization():
-    for head in [CategoricalHead(3, gain=0.5), MultiCategoricalHead([2, 3]), DiagGaussianHead(2)]:
+    heads = [
+        CategoricalHead(3, gain=0.5),
+        MultiCategoricalHead([2, 3]),
+        DiagGaussianHead(2),
+        dists.BernoulliHead(4),
+    ]
+    for head in heads:
         clone = keras.layers.deserialize(keras.layers.serialize(head))
         assert type(clone) is type(head)
         assert clone.get_config() == head.get_config()
-    assert dists.KINDS == ("categorical", "multi_categorical", "diag_gaussian")
+    assert dists.KINDS == (
+        "categorical",
+        "multi_categorical",
+        "bernoulli",
+        "diag_gaussian",
+        "squashed_gaussian",
+    )
 
 
 HEAD_FACTORIES = {

@@ -38,6 +38,11 @@ def output_checker(space):
             )
 
         return check
+    if not isinstance(
+        space,
+        gym.spaces.Box | gym.spaces.Discrete | gym.spaces.MultiBinary | gym.spaces.MultiDiscrete,
+    ):
+        return lambda obs: None  # unsupported spaces are named by the agent's own check
     shape = () if isinstance(space, gym.spaces.Discrete) else tuple(space.shape)
 
     def check(obs):
