@@ -156,9 +156,18 @@ def make_agent(
     kwargs = {**preset.get("agent", {}), **overrides}
     if isinstance(kwargs.get("kl_penalty"), dict):
         kwargs["kl_penalty"] = KLPenalty(**kwargs["kl_penalty"])
-    agent = getattr(agents, ALGORITHMS[algo])(**kwargs)
     if total_timesteps is None:
         total_timesteps = preset.get("total_timesteps")
+    scheduled = {k: v for k, v in kwargs.items() if schedules.is_schedule_spec(v)}
+    if scheduled and total_timesteps is None:
+        raise ValueError(f"The schedules {scheduled} need the run's length: pass total_timesteps.")
+    for key in scheduled:  # e.g. PPO's clip_ratio="lin_0.2": placeholders to size the run
+        kwargs[key] = 0.0 if key == "ent_coef" else 1.0
+    agent = getattr(agents, ALGORITHMS[algo])(**kwargs)
+    if scheduled:
+        steps = optimizer_steps(agent, "optimizer", total_timesteps)
+        kwargs.update({k: schedules.schedule_from_spec(v, steps) for k, v in scheduled.items()})
+        agent = getattr(agents, ALGORITHMS[algo])(**kwargs)
     optimizers = {}
     for which in ("optimizer", "value_optimizer"):
         steps = None

@@ -13,6 +13,15 @@ from keras_trust.ops.statistics import normalize_advantages, shuffled_indices, w
 from keras_trust.optimizers.base import CurvatureOptimizer
 
 
+def is_schedule(value) -> bool:
+    """Whether a hyperparameter is a schedule (a function of the optimizer's step)."""
+    return isinstance(value, keras.optimizers.schedules.LearningRateSchedule)
+
+
+def serialize_schedule(value):
+    return keras.saving.serialize_keras_object(value) if is_schedule(value) else value
+
+
 @keras.saving.register_keras_serializable(package="keras_trust")
 class PPO(Agent):
     """PPO with the clipped surrogate, the adaptive KL penalty, or both.
@@ -29,11 +38,13 @@ class PPO(Agent):
         policy, value, n_envs, n_steps, batch_size, gamma, gae_lambda,
         normalize_observations, normalize_rewards: see `Agent`.
         epochs: passes over each rollout. Defaults to `10`.
-        clip_ratio: clipping range epsilon, or `None` for no clipping. Defaults to `0.2`.
+        clip_ratio: clipping range epsilon, or `None` for no clipping; a number or a
+            schedule over optimizer steps (`kt.schedules.LinearSchedule`, rl-zoo's
+            `lin_0.2` in presets). Defaults to `0.2`.
         kl_penalty: a `kt.layers.KLPenalty`, or `None`. Defaults to `None`.
         target_kl: stop the epochs early once the approximate KL of a minibatch exceeds
             `1.5 * target_kl`. Defaults to `None` (never).
-        ent_coef: entropy bonus coefficient. Defaults to `0.0`.
+        ent_coef: entropy bonus coefficient, a number or a schedule. Defaults to `0.0`.
         vf_coef: value-loss coefficient. Defaults to `0.5`.
         max_grad_norm: global gradient-norm clip, or `None`. Defaults to `0.5`.
 
@@ -80,7 +91,7 @@ class PPO(Agent):
             f"epochs must be a positive integer. Received: epochs={epochs!r}",
         )
         require(
-            clip_ratio is None or clip_ratio > 0,
+            clip_ratio is None or is_schedule(clip_ratio) or clip_ratio > 0,
             f"clip_ratio must be > 0 (or None). Received: clip_ratio={clip_ratio}",
         )
         require(
@@ -95,17 +106,22 @@ class PPO(Agent):
             target_kl is None or target_kl > 0,
             f"target_kl must be > 0 (or None). Received: target_kl={target_kl}",
         )
-        require(ent_coef >= 0, f"ent_coef must be >= 0. Received: ent_coef={ent_coef}")
+        require(
+            is_schedule(ent_coef) or ent_coef >= 0,
+            f"ent_coef must be >= 0 (or a schedule). Received: ent_coef={ent_coef}",
+        )
         require(vf_coef >= 0, f"vf_coef must be >= 0. Received: vf_coef={vf_coef}")
         require(
             max_grad_norm is None or max_grad_norm > 0,
             f"max_grad_norm must be > 0 (or None). Received: max_grad_norm={max_grad_norm}",
         )
         self.epochs = int(epochs)
-        self.clip_ratio = None if clip_ratio is None else float(clip_ratio)
+        self.clip_ratio = (
+            clip_ratio if clip_ratio is None or is_schedule(clip_ratio) else float(clip_ratio)
+        )
         self.kl_penalty = kl_penalty
         self.target_kl = None if target_kl is None else float(target_kl)
-        self.ent_coef = float(ent_coef)
+        self.ent_coef = ent_coef if is_schedule(ent_coef) else float(ent_coef)
         self.vf_coef = float(vf_coef)
         self.max_grad_norm = None if max_grad_norm is None else float(max_grad_norm)
 
@@ -140,10 +156,11 @@ class PPO(Agent):
         surrogate = ratio * advantages
         stats = {}
         if self.clip_ratio is not None:
-            clipped = tf.clip_by_value(ratio, 1.0 - self.clip_ratio, 1.0 + self.clip_ratio)
+            clip = self._current(self.clip_ratio)
+            clipped = tf.clip_by_value(ratio, 1.0 - clip, 1.0 + clip)
             surrogate = tf.minimum(surrogate, clipped * advantages)
             stats["clip_fraction"] = weighted_mean(
-                tf.cast(tf.abs(ratio - 1.0) > self.clip_ratio, tf.float32), weights
+                tf.cast(tf.abs(ratio - 1.0) > clip, tf.float32), weights
             )
         policy_loss = -weighted_mean(surrogate, weights)
         stats["policy_loss"] = policy_loss
@@ -153,7 +170,7 @@ class PPO(Agent):
             )
         entropy = weighted_mean(dist.entropy(params), weights)
         value_loss = weighted_mean(tf.square(returns - recurrence.batch_values(self, mb)), weights)
-        loss = policy_loss - self.ent_coef * entropy + self.vf_coef * value_loss
+        loss = policy_loss - self._current(self.ent_coef) * entropy + self.vf_coef * value_loss
         stats.update(
             entropy=entropy,
             value_loss=value_loss,
@@ -161,6 +178,16 @@ class PPO(Agent):
             approx_kl=weighted_mean((ratio - 1.0) - log_ratio, weights),
         )
         return loss, stats
+
+    def _current(self, value):
+        """A hyperparameter's value now: a schedule at the optimizer's step, else itself.
+
+        The step is a variable read inside the traced update, so a schedule never
+        retraces and a loaded agent resumes along it.
+        """
+        if is_schedule(value):
+            return tf.cast(value(self.optimizer.iterations), tf.float32)
+        return value
 
     def _minibatch_step(self, mb):
         """One Adam step on a minibatch, unless it is non-finite or past the KL limit.
@@ -255,17 +282,20 @@ class PPO(Agent):
             logs["beta"] = self.kl_penalty.update_beta(tf.where(bad, float("nan"), kl))
         logs["nonfinite"] = tf.cast(bad | ~tf.math.is_finite(kl), tf.float32)
         logs["learning_rate"] = tf.cast(self.optimizer.learning_rate, tf.float32)
+        logs["ent_coef"] = tf.cast(self._current(self.ent_coef), tf.float32)
+        if self.clip_ratio is not None:
+            logs["clip_ratio"] = tf.cast(self._current(self.clip_ratio), tf.float32)
         return logs
 
     def get_config(self):
         config = {
             "epochs": self.epochs,
-            "clip_ratio": self.clip_ratio,
+            "clip_ratio": serialize_schedule(self.clip_ratio),
             "kl_penalty": None
             if self.kl_penalty is None
             else keras.saving.serialize_keras_object(self.kl_penalty),
             "target_kl": self.target_kl,
-            "ent_coef": self.ent_coef,
+            "ent_coef": serialize_schedule(self.ent_coef),
             "vf_coef": self.vf_coef,
             "max_grad_norm": self.max_grad_norm,
         }
@@ -274,6 +304,9 @@ class PPO(Agent):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        for key in ("clip_ratio", "ent_coef"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         if config.get("kl_penalty") is not None:
             config["kl_penalty"] = keras.saving.deserialize_keras_object(config["kl_penalty"])
         return super().from_config(config)
