@@ -8,21 +8,17 @@ per-step policy (`acting.py`), saving (`saving.py`); the rollout side in `rollou
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_trust import distributions
-from keras_trust.agents import networks, recurrence, saving, training
+from keras_trust.agents import inference, networks, recurrence, saving, training
 from keras_trust.agents.acting import CompiledPolicy
-from keras_trust.agents.recurrent_acting import RecurrentCompiledPolicy, RecurrentEpisodes
+from keras_trust.agents.recurrent_acting import RecurrentCompiledPolicy
 from keras_trust.agents.saving import atomic_save
 from keras_trust.agents.validation import check_agent_arguments, require, require_positive_int
 from keras_trust.observations import leaf_shape
 from keras_trust.ops.state import unique
-from keras_trust.rollout import masks
 from keras_trust.rollout.collector import InProcessSampler
-from keras_trust.rollout.envs import single_env
-from keras_trust.rollout.evaluation import run_episodes
 
 # Constructor arguments stored as attributes of the same name (and so in `get_config`).
 HYPERPARAMETERS = (
@@ -364,9 +360,6 @@ class Agent(keras.Model):
         if not self.built:
             raise ValueError("The agent has not been built yet: call fit(env, ...) first.")
 
-    def _batch(self, obs):
-        return self.observation_format.batch(obs)
-
     def predict(
         self, obs, deterministic=True, seed=None, action_mask=None, state=None, episode_start=None
     ):
@@ -385,31 +378,12 @@ class Agent(keras.Model):
             The actions; for a recurrent agent `(actions, new_state)`.
         """
         self._check_built()
-        batch, single = self._batch(obs)
-        mask = None
-        if action_mask is not None or self.masked:
-            rows = len(self.observation_format.flatten(batch)[0])
-            mask = masks.mask_batch(self.action_distribution.mask_size, action_mask, rows)
-        if self.recurrent:
-            rows = len(self.observation_format.flatten(batch)[0])
-            state = self.initial_state(rows) if state is None else state
-            starts = np.zeros(rows, bool) if episode_start is None else episode_start
-            starts = np.broadcast_to(np.asarray(starts, bool), (rows,))
-            actions, state = self.acting.predict_recurrent(
-                batch, state, starts, deterministic, seed, mask
-            )
-            return (actions[0] if single else actions), state
-        actions = self.acting.predict(batch, deterministic, seed, mask)
-        return actions[0] if single else actions
+        return inference.predict(self, obs, deterministic, seed, action_mask, state, episode_start)
 
     def predict_value(self, obs):
         """The critic's estimate, in the env's reward units (undoing reward scaling)."""
         self._check_built()
-        batch, single = self._batch(obs)
-        values = self.acting.value(batch)
-        if self.reward_normalizer is not None:
-            values = values * float(self.reward_normalizer.std.numpy())
-        return values[0] if single else values
+        return inference.predict_value(self, obs)
 
     def evaluate(self, env, episodes=10, deterministic=True, seed=None):
         """Runs whole episodes and reports their returns.
@@ -425,16 +399,7 @@ class Agent(keras.Model):
         """
         self._check_built()
         require_positive_int("episodes", episodes)
-        run = masks.run_masked_episodes if self.masked else run_episodes
-        if not self.recurrent:
-            return run(self.predict, env, episodes, deterministic, seed)
-        env, owned = single_env(env)
-        tracked = RecurrentEpisodes(env, self)
-        try:
-            return run(tracked.act, tracked, episodes, deterministic, seed)
-        finally:
-            if owned:
-                env.close()
+        return inference.evaluate(self, env, episodes, deterministic, seed)
 
     # ---------------------------------------------------------- saving / export
     def save(self, filepath, overwrite=True, **kwargs):
