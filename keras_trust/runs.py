@@ -158,6 +158,13 @@ def _settle_frequencies(config, agent) -> None:
         config["save_freq"] = SAVE_FREQ
 
 
+def run_env(config):
+    """The env a run trains on: its id, wrapped as its preset's `env_wrappers` say."""
+    from keras_trust.env_wrappers import env_factory
+
+    return env_factory(config["env_id"], config.get("preset", {}).get("env_wrappers"))
+
+
 def _callbacks(config, out, resume):
     import keras
     import numpy as np
@@ -165,7 +172,7 @@ def _callbacks(config, out, resume):
     from keras_trust import callbacks, plotting
 
     evaluation = callbacks.EvalCallback(
-        config["env_id"],
+        run_env(config),
         eval_freq=int(config["eval_freq"]),
         n_episodes=int(config["eval_episodes"]),
         best_model_path=os.path.join(out, "best_agent.keras"),
@@ -219,7 +226,7 @@ def train_run(config, out, verbose=1, resume=False) -> int:
     if remaining > 0:
         try:
             agent.fit(
-                config["env_id"],
+                run_env(config),
                 remaining,
                 callbacks=_callbacks(config, out, resume),
                 verbose=verbose,
@@ -240,7 +247,7 @@ def finish_run(agent, config, out) -> None:
     agent.export(os.path.join(out, "policy"))
     learning_curve(out)
     episodes = int(config.get("eval_episodes") or EVAL_EPISODES)
-    result = agent.evaluate(config["env_id"], episodes=episodes, seed=config["seed"])
+    result = agent.evaluate(run_env(config), episodes=episodes, seed=config["seed"])
     print(
         f"Evaluation over {episodes} episodes: mean return {result['mean_return']:.1f} "
         f"+/- {result['std_return']:.1f}"

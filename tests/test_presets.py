@@ -8,6 +8,7 @@ import pytest
 
 import keras_trust as kt
 from keras_trust import presets
+from keras_trust.env_wrappers import env_factory
 
 ISSUE_ENVS = [
     "CartPole-v1",
@@ -28,7 +29,8 @@ def test_every_issue_env_has_ppo_and_trpo():
 @pytest.mark.parametrize("env_id,algo", presets.available())
 def test_preset_builds_an_agent_that_acts_in_its_env(env_id, algo):
     agent = presets.make_agent(algo, env_id)
-    env = gym.make(env_id)
+    make = env_factory(env_id, presets.get_preset(algo, env_id).get("env_wrappers"))
+    env = make() if callable(make) else gym.make(make)
     agent.prepare(env.observation_space, env.action_space, seed=0)
     obs, _ = env.reset(seed=0)
     action = agent.predict(obs)
@@ -71,3 +73,20 @@ def test_trpo_default_critic_optimizer_is_sb3_contribs():
     opt = kt.TRPO()._default_value_optimizer()
     assert isinstance(opt, keras.optimizers.Adam)
     assert float(opt.learning_rate) == pytest.approx(1e-3) and opt.epsilon == 1e-5
+
+
+def test_atari_and_minigrid_presets_are_rl_zoos_settings_and_wrap_their_envs():
+    pong = presets.get_preset("ppo", "ALE/Pong-v5")
+    a = pong["agent"]
+    assert (a["n_envs"], a["n_steps"], a["epochs"], a["batch_size"]) == (8, 128, 4, 256)
+    assert a["clip_ratio"] == "lin_0.1" and pong["optimizer"]["learning_rate"] == "lin_2.5e-4"
+    env = env_factory("ALE/Pong-v5", pong["env_wrappers"])()
+    assert env.observation_space.shape == (4, 84, 84) and env.observation_space.dtype == np.uint8
+    env.close()
+    grid = presets.get_preset("ppo", "MiniGrid-Empty-5x5-v0")
+    env = env_factory("MiniGrid-Empty-5x5-v0", grid["env_wrappers"])()
+    assert set(env.observation_space.spaces) == {"image", "direction"}
+    agent = presets.make_agent("ppo", "ALE/Pong-v5")
+    assert isinstance(agent.clip_ratio, kt.schedules.LinearSchedule)
+    with pytest.raises(ValueError, match="Unknown env wrappers"):
+        env_factory("CartPole-v1", ["nope"])
