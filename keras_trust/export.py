@@ -36,7 +36,9 @@ def export(agent, filepath, format: str = "saved_model") -> None:
             Defaults to `"saved_model"`.
 
     Raises:
-        ValueError: for an unknown format or an agent that was never built.
+        ValueError: for an unknown format, an agent that was never built, or a path that
+            cannot be written (not a str/PathLike, empty, a file where a SavedModel
+            directory goes or a directory where a file goes, below a file).
         ImportError: for `"onnx"` when `tf2onnx` is not installed (the `export` extra).
     """
     name = _ALIASES.get(str(format).lower(), str(format).lower())
@@ -47,9 +49,34 @@ def export(agent, filepath, format: str = "saved_model") -> None:
         )
     if not getattr(agent, "built", False) or agent.observation_space is None:
         raise ValueError("The agent has not been built yet: call fit(env, ...) first.")
+    filepath = _checked_path(filepath, name)
     {"saved_model": export_saved_model, "tflite": export_tflite, "onnx": export_onnx}[name](
         agent, filepath
     )
+
+
+def _checked_path(filepath, name: str) -> str:
+    """`filepath` as a str, checked to be writable as `name`'s output (ValueError)."""
+    if not isinstance(filepath, str | os.PathLike) or not isinstance(os.fspath(filepath), str):
+        raise ValueError(
+            f"The export path must be a str or os.PathLike. Received: {filepath!r} "
+            f"(of type {type(filepath).__name__})"
+        )
+    path = os.fspath(filepath)
+    if not path:
+        raise ValueError("The export path is empty.")
+    if name == "saved_model" and os.path.isfile(path):
+        raise ValueError(
+            f"Cannot export a SavedModel to {path!r}: it is a file (a SavedModel is a directory)."
+        )
+    if name != "saved_model" and os.path.isdir(path):
+        raise ValueError(f"Cannot export a {name} file to {path!r}: it is a directory.")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"Cannot export to {path!r}: {parent!r} is not a directory.")
+    return path
 
 
 # Name of the action-mask input of masked agents' SavedModels.

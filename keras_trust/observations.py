@@ -15,6 +15,8 @@ Channels-first images (`FrameStackObservation` over `AtariPreprocessing`: (4, 84
 are transposed to channels last, so the network always sees `(B, H, W, C)`.
 """
 
+from collections.abc import Mapping
+
 import gymnasium as gym
 import numpy as np
 import tensorflow as tf
@@ -65,6 +67,11 @@ def normalizable(space) -> bool:
         and not is_image(space)
         and np.issubdtype(space.dtype, np.floating)
     )
+
+
+def _leaf(name: str) -> str:
+    """The words " of leaf 'name'" for messages ("" for a flat space)."""
+    return f" of leaf {name!r}" if name else ""
 
 
 class ObservationFormat:
@@ -128,26 +135,116 @@ class ObservationFormat:
     def batch(self, obs):
         """`(batch, single)`: a batch of observations (a single one gets a batch axis).
 
+        Checks what `predict` is given before TensorFlow sees it: the nest's structure
+        (a dict with exactly the space's keys, a tuple of its length), each leaf's dtype
+        (bool, integer or float; no strings, objects or complex numbers), its shape, a
+        non-empty batch and finite float values. The checks are per leaf, not per element.
+
         Raises:
-            ValueError: naming the expected and received shapes.
+            ValueError: naming the leaf and what is wrong with it.
         """
-        try:
-            arrays = [
-                np.asarray(x, storage_dtype(s)) for s, x in zip(self.leaves, self.flatten(obs))
-            ]
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"Observations do not match the space {self.space}: {exc}") from exc
+        arrays = [
+            self._leaf_array(s, x, name)
+            for s, x, name in zip(self.leaves, self._flatten_checked(obs), self.leaf_names)
+        ]
         shapes = [leaf_shape(s) for s in self.leaves]
         single = all(a.shape == shape for a, shape in zip(arrays, shapes))
         if single:
             arrays = [a[None] for a in arrays]
-        for a, shape in zip(arrays, shapes):
-            if a.shape[1:] != shape or a.shape[0] != arrays[0].shape[0]:
+        for a, shape, name in zip(arrays, shapes, self.leaf_names):
+            if a.shape != shape and (a.ndim != len(shape) + 1 or a.shape[1:] != shape):
+                where = f" for the leaf {name!r} of" if name else " for"
                 raise ValueError(
-                    f"Expected observations of shape {shape} (or a batch of them) for the "
+                    f"Expected observations of shape {shape} (or a batch of them){where} the "
                     f"space {self.space}. Received shape {a.shape}."
                 )
+        rows = len(arrays[0]) if arrays[0].ndim else -1
+        if any(a.ndim != len(shape) + 1 or len(a) != rows for a, shape in zip(arrays, shapes)):
+            received = {name: a.shape for a, name in zip(arrays, self.leaf_names)}
+            raise ValueError(
+                "The observation leaves must all be single observations or batches of one "
+                f"size. Received shapes {received} for the space {self.space}."
+            )
+        if rows == 0:
+            raise ValueError(f"Received an empty batch of observations (shape {arrays[0].shape}).")
+        for a, name in zip(arrays, self.leaf_names):
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                raise ValueError(
+                    f"Observations{_leaf(name)} hold non-finite values (NaN or inf, or too "
+                    f"large for float32) at batch rows "
+                    f"{np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(1)).tolist()}."
+                )
         return self.pack(arrays), single
+
+    def _flatten_checked(self, obs) -> list:
+        """The leaves of `obs`, checked against the space's structure (ValueError)."""
+        if not self.nested:
+            if isinstance(obs, Mapping) or obs is None:
+                raise ValueError(
+                    f"Expected an observation array for the space {self.space}. "
+                    f"Received a {type(obs).__name__}."
+                )
+            return [obs]
+        leaves = []
+
+        def walk(template, x, path):
+            where = f" at {path!r}" if path else ""
+            if isinstance(template, dict):
+                if not isinstance(x, Mapping):
+                    raise ValueError(
+                        f"Expected a dict observation{where} with keys {sorted(template)} for "
+                        f"the space {self.space}. Received a {type(x).__name__}."
+                    )
+                if set(x) != set(template):
+                    missing = sorted(set(template) - set(x), key=str)
+                    extra = sorted(set(x) - set(template), key=str)
+                    raise ValueError(
+                        f"The observation dict{where} must have exactly the keys "
+                        f"{sorted(template)} of the space. Missing: {missing}; "
+                        f"unexpected: {extra}."
+                    )
+                for k in sorted(template):
+                    walk(template[k], x[k], f"{path}_{k}" if path else str(k))
+            elif isinstance(template, tuple):
+                if not isinstance(x, tuple | list) or len(x) != len(template):
+                    raise ValueError(
+                        f"Expected a tuple observation{where} of {len(template)} items for the "
+                        f"space {self.space}. Received a {type(x).__name__}"
+                        + (f" of {len(x)} items." if isinstance(x, tuple | list) else ".")
+                    )
+                for i, (t, item) in enumerate(zip(template, x)):
+                    walk(t, item, f"{path}_{i}" if path else str(i))
+            else:
+                if isinstance(x, Mapping) or x is None:
+                    raise ValueError(
+                        f"Expected an array for the observation leaf {path!r} ({template}). "
+                        f"Received a {type(x).__name__}."
+                    )
+                leaves.append(x)
+
+        walk(self.template, obs, "")
+        return leaves
+
+    @staticmethod
+    def _leaf_array(space, x, name) -> np.ndarray:
+        """One leaf as an array of its storage dtype; ValueError for a ragged nest or a
+        dtype that is not bool, integer or float."""
+        try:
+            raw = np.asarray(x)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"Observations{_leaf(name)} cannot be read as an array for the space {space}: {exc}"
+            ) from exc
+        if raw.dtype.kind not in "biuf":
+            raise ValueError(
+                f"Observations{_leaf(name)} must be numbers (bool, integer or float) for the "
+                f"space {space}. Received an array of dtype {raw.dtype}."
+            )
+        dtype = storage_dtype(space)
+        if dtype == np.uint8 and raw.dtype.kind == "f" and not np.isfinite(raw).all():
+            raise ValueError(f"Observations{_leaf(name)} hold non-finite values (NaN or inf).")
+        with np.errstate(over="ignore", invalid="ignore"):
+            return raw.astype(dtype, copy=False)
 
     def batch_size(self, obs) -> tf.Tensor:
         """The batch size of an observation nest (graph code)."""

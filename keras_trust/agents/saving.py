@@ -7,6 +7,7 @@ leaves the previous file complete and loadable.
 
 import os
 import tempfile
+import zipfile
 
 import keras
 
@@ -114,10 +115,37 @@ def load_agent(filepath):
 
     The agent continues where it stopped: `fit` resumes the step counter, optimizer
     state, normalization statistics and KL-penalty beta.
+
+    Raises:
+        FileNotFoundError: nothing at `filepath`.
+        ValueError: naming the file, for anything that is not a loadable agent: a path
+            that is not a `.keras` file, a truncated or corrupt file, a zip or `.keras`
+            file that is not an agent's (Keras's or zipfile's error is chained).
     """
     from keras_trust.agents.agent import Agent
 
-    model = keras.saving.load_model(os.fspath(filepath), safe_mode=True)
+    if not isinstance(filepath, str | os.PathLike) or not isinstance(os.fspath(filepath), str):
+        raise ValueError(
+            f"load_agent needs the path of a .keras file (str or os.PathLike). "
+            f"Received: {filepath!r}"
+        )
+    filepath = os.fspath(filepath)
+    if not os.path.exists(filepath):
+        raise FileNotFoundError(f"No agent file at {filepath!r}.")
+    if not filepath.endswith(".keras") or not os.path.isfile(filepath):
+        raise ValueError(f"{filepath!r} is not a .keras file (as written by agent.save).")
+    if not zipfile.is_zipfile(filepath):
+        raise ValueError(
+            f"{filepath!r} is not a .keras archive: it is truncated or corrupt, or another "
+            "kind of file."
+        )
+    try:
+        model = keras.saving.load_model(filepath, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - Keras, zipfile and h5py raise many kinds
+        raise ValueError(
+            f"Cannot load an agent from {filepath!r}: the file is truncated, corrupt or "
+            f"not a keras_trust agent's. {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(model, Agent):
-        raise ValueError(f"{filepath} holds a {type(model).__name__}, not a keras_trust agent.")
+        raise ValueError(f"{filepath!r} holds a {type(model).__name__}, not a keras_trust agent.")
     return model

@@ -60,7 +60,16 @@ def mask_batch(size, action_mask, batch: int) -> np.ndarray:
         raise ValueError("action_mask is only supported for Discrete and MultiDiscrete actions.")
     if action_mask is None:
         return np.ones((batch, size), bool)
-    mask = np.asarray(action_mask, dtype=bool)
+    try:
+        mask = np.asarray(action_mask)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"action_mask cannot be read as an array: {exc}") from exc
+    if mask.dtype.kind not in "biuf" or (mask.dtype.kind == "f" and not np.isfinite(mask).all()):
+        raise ValueError(
+            "action_mask must be bool (or 0/1 numbers, finite). "
+            f"Received an array of dtype {mask.dtype}."
+        )
+    mask = mask.astype(bool, copy=False)
     if mask.shape == (size,):
         mask = np.broadcast_to(mask, (batch, size))
     if mask.shape != (batch, size):
