@@ -128,7 +128,7 @@ def test_an_agent_trained_under_masks_is_evaluated_under_them(monkeypatch):
     sizes = []
 
     def recording(*args):
-        sizes.append(args[-1])
+        sizes.append(args[6])  # mask_size (the 7th positional argument)
         return real(*args)
 
     monkeypatch.setattr(kt.callbacks.evaluation, "run_vectorized_episodes", recording)
