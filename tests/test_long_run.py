@@ -13,9 +13,9 @@ threads 26, Python threads 1, fds 6, tf/keras variables 84 and eager-context fun
 32, all unchanged; 32-36 s of training. The RSS and whole-window object bounds are
 generous (75x and 10x the measured growth) so that allocator noise and one-off lazy
 initialisation cannot fail them; the object bound from epoch 30 on (measured: 0) catches
-any per-epoch leak of 34 or more objects (1000 over 30 epochs); threads, fds, variables and functions must not
-move at all, since they do not once warm (a retrace per epoch adds eager functions, a
-file or thread left open per epoch adds fds or threads).
+any per-epoch leak of 34 or more objects (1000 over 30 epochs); threads, fds, variables
+and functions must not move at all, since they do not once warm (a retrace per epoch adds
+eager functions, a file or thread left open per epoch adds fds or threads).
 """
 
 import gc
