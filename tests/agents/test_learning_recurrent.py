@@ -36,6 +36,8 @@ def no_velocity_cartpole():
 
 
 def torso(cell):
+    # Keras draws an initializer's seed when the layer is made: seeded first, so the
+    # user models (made before fit) start the same in every process.
     make = {"lstm": keras.layers.LSTMCell, "gru": keras.layers.GRUCell}[cell]
     encoder = keras.Sequential([keras.layers.Dense(64, activation="tanh")])
     return kt.networks.RecurrentTorso(make(64), encoder=encoder)
@@ -49,6 +51,7 @@ def ppo(policy, value):
 
 @pytest.mark.slow
 def test_recurrent_ppo_learns_and_feed_forward_does_not():
+    keras.utils.set_random_seed(0)
     agent = ppo(torso("gru"), torso("gru"))
     agent.fit(no_velocity_cartpole, 61_440, verbose=0, seed=0)
     recurrent = agent.evaluate(no_velocity_cartpole, episodes=10, seed=1000)["mean_return"]
@@ -60,6 +63,7 @@ def test_recurrent_ppo_learns_and_feed_forward_does_not():
 
 @pytest.mark.slow
 def test_recurrent_trpo_learns():
+    keras.utils.set_random_seed(0)
     agent = kt.TRPO(policy=torso("gru"), value=torso("gru"), n_envs=8, n_steps=128, batch_size=256)
     agent.compile(
         optimizer=kt.optimizers.TrustRegion(max_kl=0.02, cg_iters=15, fvp_method="double_backprop")
