@@ -14,8 +14,27 @@ import keras
 from keras_trust.spaces import space_from_config, space_to_config
 
 
+def atomic_write(write, filepath, suffix: str = "") -> None:
+    """Calls `write(tmp_path)` on a temporary file beside `filepath`, flushes it to disk and
+    moves it over `filepath`: a crash at any moment leaves the old file or the new one."""
+    filepath = os.fspath(filepath)
+    directory = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+        fsync_directory(directory)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def atomic_save(write, filepath, overwrite: bool = True) -> None:
-    """Calls `write(tmp_path)`, then moves the result to `filepath` atomically.
+    """`atomic_write` of a `.keras` file (`write(tmp_path)` writes it).
 
     Args:
         write: function writing a `.keras` file at the path it is given.
@@ -27,19 +46,7 @@ def atomic_save(write, filepath, overwrite: bool = True) -> None:
         raise ValueError(f"The file name must end in '.keras'. Received: {filepath!r}")
     if os.path.exists(filepath) and not overwrite:
         raise FileExistsError(filepath)
-    directory = os.path.dirname(os.path.abspath(filepath))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-        fsync_directory(directory)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(write, filepath, suffix=".keras")
 
 
 def fsync_directory(directory) -> None:

@@ -4,11 +4,10 @@ import csv
 import io
 import math
 import os
-import tempfile
 
 import keras
 
-from keras_trust.agents.saving import fsync_directory
+from keras_trust.agents.saving import atomic_write
 
 
 class MetricsLogger(keras.callbacks.Callback):
@@ -85,20 +84,12 @@ class MetricsLogger(keras.callbacks.Callback):
 
 def write_text_atomically(path, text: str) -> None:
     """Writes `text` to a temporary file beside `path`, then moves it over `path`."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_directory(directory)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    atomic_write(write, path)
 
 
 def _epoch(row) -> float:

@@ -39,13 +39,7 @@ def run_episodes(predict, env, episodes: int, deterministic: bool = True, seed=N
     finally:
         if owned:
             env.close()
-    return {
-        "mean_return": float(np.mean(returns)),
-        "std_return": float(np.std(returns)),
-        "mean_length": float(np.mean(lengths)),
-        "returns": returns,
-        "lengths": lengths,
-    }
+    return episode_statistics(returns, lengths)
 
 
 # Copies of the env stepped together by `run_vectorized_episodes` when it builds them.
@@ -165,6 +159,11 @@ def run_vectorized_episodes(
             envs.close()
     returns = [r for episodes_of_env in done_episodes for r, _ in episodes_of_env]
     lengths = [n for episodes_of_env in done_episodes for _, n in episodes_of_env]
+    return episode_statistics(returns, lengths)
+
+
+def episode_statistics(returns, lengths) -> dict:
+    """`mean_return`, `std_return`, `mean_length` and the lists, as `evaluate` returns them."""
     return {
         "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)),
