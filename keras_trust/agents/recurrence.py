@@ -60,7 +60,8 @@ def merge_steps(data, t):
     return tf.nest.map_structure(lambda a: tf.reshape(a, [-1, *a.shape[2:]]), t)
 
 
-def _sequence_features(agent, torso, data, state_key, static=False):
+def sequence_features(agent, torso, data, state_key, static=False):
+    """Flat features `(T * B, F)` of a torso over a sequence batch (unrolled if recurrent)."""
     steps, envs = tf.shape(data["weights"])[0], tf.shape(data["weights"])[1]
     x = agent.observation_format.preprocess(flat(data, "obs"), agent.normalizers)
     if not is_recurrent(torso):
@@ -77,7 +78,7 @@ def batch_policy_params(agent, data, static=False):
     """
     if not is_sequence_batch(data):
         return agent.policy_params(data["obs"], data.get("masks"))
-    features = _sequence_features(agent, agent.policy_torso, data, "policy_state", static)
+    features = sequence_features(agent, agent.policy_torso, data, "policy_state", static)
     params = agent.policy_head(features)
     if "masks" in data:
         params = agent.action_distribution.apply_mask(params, flat(data, "masks"))
@@ -88,7 +89,7 @@ def batch_values(agent, data):
     """Flat critic values for a flat or sequence batch."""
     if not is_sequence_batch(data):
         return agent.value_estimate(data["obs"])
-    features = _sequence_features(agent, agent.value_torso, data, "value_state")
+    features = sequence_features(agent, agent.value_torso, data, "value_state")
     return agent.value_head(features)[:, 0]
 
 

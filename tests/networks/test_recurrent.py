@@ -91,7 +91,7 @@ def test_each_envs_state_is_reset_exactly_at_its_episode_start():
                 "starts": tf.constant(starts),
                 "policy_state": [tf.constant(s) for s in rollout.initial_states[0]],
             }
-            x = recurrence._sequence_features(agent, torso, batch, "policy_state")
+            x = recurrence.sequence_features(agent, torso, batch, "policy_state")
             np.testing.assert_allclose(x.numpy().reshape(10, 3), expected)
             # Resets happen right after each episode end, and nowhere else.
             np.testing.assert_array_equal(starts[1:], done[:-1])
