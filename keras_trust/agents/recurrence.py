@@ -2,10 +2,20 @@
 
 A recurrent agent (a `RecurrentTorso` as policy and/or value model) trains on *sequence
 batches*: time-major `(T, n_envs, ...)` tensors of whole per-env rollouts, with
-`starts` (`(T, n_envs)`, where an episode starts and the state resets) and the state
-each sequence began with (`policy_state`, `value_state`). A feed-forward agent's batch
-is flat `(T * n_envs, ...)`. The helpers here take either and return flat parameters and
-values, so the losses are written once; minibatches are whole sequences (env columns).
+`starts` (`(T, n_envs)`, the autoreset steps, `~valid`) and the state each sequence
+began with (`policy_state`, `value_state`).
+
+Where the state resets. In gymnasium's NEXT_STEP autoreset the step after a `done` is
+an autoreset step: its observation is the ended episode's last one (its value is the
+truncation bootstrap) and its action is ignored; the next step's observation is the new
+episode's first. So the state runs through the autoreset step unchanged and is zeroed
+*after* it: a new episode's first observation meets the zero state, as in `evaluate`
+and `predict(episode_start=...)`, and the bootstrap value of a truncated episode comes
+from that episode's state. The rollout's act step and the update's unroll both do this.
+
+A feed-forward agent's batch is flat `(T * n_envs, ...)`. The helpers here take either
+and return flat parameters and values, so the losses are written once; minibatches are
+whole sequences (env columns).
 """
 
 import tensorflow as tf
@@ -44,6 +54,21 @@ def value_step(agent, obs, states, starts):
     return agent.value_head(features)[:, 0], states
 
 
+def reset_rows(states, starts):
+    """`states` (a list of `(B, size)` tensors) with the rows where `starts` is true zeroed."""
+    keep = 1.0 - tf.cast(tf.reshape(starts, [-1, 1]), tf.float32)
+    return [s * keep for s in states]
+
+
+def resets_after(autoresets):
+    """`(T, B)` resets before each step for an unroll: the steps after autoreset steps.
+
+    Step 0 never resets: the sequence's initial state was already zeroed by the rollout
+    if the previous rollout ended on an autoreset step.
+    """
+    return tf.concat([tf.zeros_like(autoresets[:1]), autoresets[:-1]], axis=0)
+
+
 def is_sequence_batch(data) -> bool:
     return "starts" in data
 
@@ -67,7 +92,8 @@ def sequence_features(agent, torso, data, state_key, static=False):
     if not is_recurrent(torso):
         return torso(x)
     x_seq = tf.nest.map_structure(lambda a: tf.reshape(a, [steps, envs, *a.shape[1:]]), x)
-    features = torso.unroll(x_seq, data["starts"], data[state_key], static=static)
+    resets = resets_after(data["starts"])
+    features = torso.unroll(x_seq, resets, data[state_key], static=static)
     return tf.reshape(features, [steps * envs, features.shape[-1]])
 
 

@@ -2,7 +2,15 @@
 
 Like `CompiledPolicy`, each function is one traced graph called directly; the
 recurrent state of every env is an input and an output of the call (NumPy between
-steps), and `starts` (bool per row) resets a row's state before its step.
+steps). `starts` (bool per row) means two things, as each caller passes it:
+
+- `predict` (`predict_recurrent`): the row's observation is an episode's first one; its
+  state is zeroed before the step.
+- the rollout (`act_recurrent`, `value_recurrent`): the row's step is an autoreset step
+  (its previous step ended the episode; its observation is that episode's last one). The
+  step runs on the episode's state, so the bootstrap value of a truncated episode is
+  right, and the state after it is zero, so the next episode starts as in `predict`
+  (see `recurrence` for the update's side of the same rule).
 """
 
 import gymnasium as gym
@@ -45,11 +53,14 @@ class RecurrentCompiledPolicy(CompiledPolicy):
         return [tf.TensorSpec((None, s), tf.float32) for s in sizes]
 
     # --- graph bodies ---------------------------------------------------------------
-    def _act_step(self, obs, mask, p_state, v_state, starts):
-        params, p_state = recurrence.policy_step(self.agent, obs, p_state, starts, mask)
+    def _act_step(self, obs, mask, p_state, v_state, autoresets):
+        carry = tf.zeros_like(autoresets)
+        params, p_state = recurrence.policy_step(self.agent, obs, p_state, carry, mask)
         action = self.distribution.sample(params, self.feed.next())
         logp = self.distribution.log_prob(params, action)
-        value, v_state = recurrence.value_step(self.agent, obs, v_state, starts)
+        value, v_state = recurrence.value_step(self.agent, obs, v_state, carry)
+        p_state = recurrence.reset_rows(p_state, autoresets)
+        v_state = recurrence.reset_rows(v_state, autoresets)
         return [action, self.distribution.env_action(action), logp, value, *p_state, *v_state]
 
     def deterministic_step(self, obs, mask, p_state, starts):
@@ -61,7 +72,10 @@ class RecurrentCompiledPolicy(CompiledPolicy):
         params, p_state = recurrence.policy_step(self.agent, obs, p_state, starts, mask)
         return [self.distribution.env_action(self.distribution.sample(params, noise)), *p_state]
 
-    def _value_step(self, obs, v_state, starts):
+    def _value_step(self, obs, v_state):
+        # The rollout's bootstrap: an observation after an episode's end is still that
+        # episode's (its last), so it is valued on the carried state, never reset.
+        starts = tf.zeros(tf.shape(v_state[0])[:1], tf.bool) if v_state else None
         return [recurrence.value_step(self.agent, obs, v_state, starts)[0]]
 
     def _function(self, name):
@@ -82,7 +96,7 @@ class RecurrentCompiledPolicy(CompiledPolicy):
 
             bodies = {
                 "act": (*with_mask(self._act_step, [obs_spec], [p, v, starts]), self.jit_compile),
-                "value": (self._value_step, [obs_spec, v, starts], self.jit_compile),
+                "value": (self._value_step, [obs_spec, v], self.jit_compile),
                 "predict": (*with_mask(self.deterministic_step, [obs_spec], [p, starts]), False),
                 "sample": (*with_mask(self._sample_step, [obs_spec, noise], [p, starts]), False),
             }
@@ -98,7 +112,10 @@ class RecurrentCompiledPolicy(CompiledPolicy):
         return [tf.constant(x, d) for x, d in zip(self.format.flatten(obs), self._dtypes)]
 
     def act_recurrent(self, obs, mask, p_state, v_state, starts):
-        """`(actions, env_actions, log_probs, values, p_state, v_state)` as NumPy."""
+        """`(actions, env_actions, log_probs, values, p_state, v_state)` as NumPy.
+
+        `starts`: the rows on an autoreset step (their state is zeroed after the step).
+        """
         tensors = self._obs_tensors(obs)
         if self.masked:
             tensors.append(tf.constant(mask, tf.bool))
@@ -114,9 +131,14 @@ class RecurrentCompiledPolicy(CompiledPolicy):
         rows = len(self.format.flatten(obs)[0])
         return self.value_recurrent(obs, self.initial_state(rows)[1], np.ones(rows, bool))
 
-    def value_recurrent(self, obs, v_state, starts) -> np.ndarray:
+    def value_recurrent(self, obs, v_state, starts=None) -> np.ndarray:
+        """Critic values on the carried `v_state` (the rollout's bootstrap).
+
+        `starts` is accepted as the rollout passes it and not used: a row whose episode
+        just ended still holds that episode's last observation and state.
+        """
         tensors = [*self._obs_tensors(obs), *(tf.constant(s) for s in v_state)]
-        return self._function("value")(*tensors, tf.constant(starts, tf.bool))[0].numpy()
+        return self._function("value")(*tensors)[0].numpy()
 
     def predict_recurrent(self, obs, p_state, starts, deterministic=True, seed=None, mask=None):
         """`(env actions, new policy state)` of one step."""

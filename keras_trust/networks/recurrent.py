@@ -3,7 +3,8 @@
 One step maps `(observation batch, state, episode_start)` to `(features, new state)`:
 rows whose episode starts get the zero state first, so no memory leaks across episodes.
 `unroll` runs the same step over a time-major sequence from a given initial state,
-resetting inside the sequence wherever an episode starts: the update sees exactly the
+resetting inside the sequence before the steps it is told to: given the resets the
+rollout made (`keras_trust.agents.recurrence` says where), the update sees exactly the
 states the rollout had (up to float rounding between the XLA-compiled act step and the
 update's graph).
 """
@@ -14,20 +15,29 @@ import tensorflow as tf
 
 @keras.saving.register_keras_serializable(package="keras_trust")
 class RecurrentTorso(keras.layers.Layer):
-    """An optional feed-forward `encoder`, then a Keras RNN `cell`.
+    """An optional feed-forward `encoder`, a Keras RNN `cell`, an optional `decoder`.
+
+    The decoder is what sb3-contrib's RecurrentPPO puts after its LSTM (its `net_arch`
+    MLPs): features computed from the cell's output on every step, so the memory feeds
+    a nonlinear layer before the action and value heads.
 
     Args:
         cell: a Keras RNN cell (`LSTMCell`, `GRUCell`, `SimpleRNNCell`, or a user's cell
             with `state_size`, called as `cell(inputs, states) -> (output, new_states)`).
         encoder: a Keras model applied to each observation batch before the cell.
             Defaults to `None` (the observation flattened).
+        decoder: a feed-forward Keras model applied to the cell's output; its output
+            is the torso's features. Defaults to `None` (the cell's output).
 
     Example:
     >>> torso = RecurrentTorso(keras.layers.GRUCell(64))
     >>> agent = kt.PPO(policy=torso, value=RecurrentTorso(keras.layers.GRUCell(64)))
+    >>> lstm = RecurrentTorso(
+    ...     keras.layers.LSTMCell(64), decoder=keras.layers.Dense(64, activation="relu")
+    ... )
     """
 
-    def __init__(self, cell, encoder=None, **kwargs):
+    def __init__(self, cell, encoder=None, decoder=None, **kwargs):
         super().__init__(**kwargs)
         if not hasattr(cell, "state_size"):
             raise ValueError(
@@ -35,6 +45,7 @@ class RecurrentTorso(keras.layers.Layer):
             )
         self.cell = cell
         self.encoder = encoder
+        self.decoder = decoder
         self.flatten = keras.layers.Flatten()
 
     @property
@@ -59,6 +70,8 @@ class RecurrentTorso(keras.layers.Layer):
         states = [s * keep for s in states]
         out, new = self.cell(self._encode(x), states)
         new = list(new) if isinstance(new, list | tuple) else [new]
+        if self.decoder is not None:
+            out = self.decoder(out)
         return out, new
 
     def call(self, x, states=None, episode_start=None):
@@ -108,12 +121,16 @@ class RecurrentTorso(keras.layers.Layer):
             "encoder": None
             if self.encoder is None
             else keras.saving.serialize_keras_object(self.encoder),
+            "decoder": None
+            if self.decoder is None
+            else keras.saving.serialize_keras_object(self.decoder),
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
-        if config.get("encoder") is not None:
-            config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        for key in ("encoder", "decoder"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)

@@ -34,26 +34,35 @@ class CountingCell(keras.layers.Layer):
         return new, [new]
 
 
-def test_unroll_equals_the_cell_called_step_by_step_with_resets():
+@pytest.mark.parametrize("cell", ["gru", "lstm", "lstm_decoder"])
+def test_unroll_equals_the_cell_called_step_by_step_with_resets(cell):
     rng = np.random.default_rng(0)
-    torso = kt.networks.RecurrentTorso(keras.layers.GRUCell(3))
+    make = {"gru": keras.layers.GRUCell, "lstm": keras.layers.LSTMCell}[cell[:4].rstrip("_")]
+    decoder = keras.layers.Dense(2, activation="relu") if cell == "lstm_decoder" else None
+    torso = kt.networks.RecurrentTorso(make(3), decoder=decoder)
     x = tf.constant(rng.normal(size=(6, 2, 4)), tf.float32)
     starts = np.array([[1, 0], [0, 0], [0, 1], [1, 0], [0, 0], [0, 0]], bool)
-    init = [tf.constant(rng.normal(size=(2, 3)), tf.float32)]
+    init = [tf.constant(rng.normal(size=(2, 3)), tf.float32) for _ in torso.state_sizes]
     for static in (False, True):
         got = torso.unroll(x, tf.constant(starts), init, static=static).numpy()
-        h = init[0].numpy()
+        states = [s.numpy() for s in init]  # LSTM: [h, c], both reset and both carried
         for t in range(6):
-            h = np.where(starts[t][:, None], 0.0, h)
-            out, new = torso.cell(torso.flatten(x[t]), [tf.constant(h)])
+            states = [np.where(starts[t][:, None], 0.0, s) for s in states]
+            out, new = torso.cell(torso.flatten(x[t]), [tf.constant(s) for s in states])
+            if decoder is not None:
+                out = decoder(out)
             np.testing.assert_allclose(got[t], out.numpy(), rtol=1e-5, atol=1e-6)
-            h = new[0].numpy()
+            states = [n.numpy() for n in (new if isinstance(new, list | tuple) else [new])]
 
 
 class EndsAt(gym.Env):
-    """Episodes of a fixed length per env copy (set by the seed): ends at different steps."""
+    """Episodes of a fixed length per env copy (set by the seed): ends at different steps.
 
-    observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+    The observation is `[t, noise]`: `t` the env's own step count in the episode (0 on
+    the reset observation), so the right state of a counting cell is read off it.
+    """
+
+    observation_space = gym.spaces.Box(-10, 10, (2,), np.float32)
     action_space = gym.spaces.Discrete(2)
 
     def reset(self, seed=None, options=None):
@@ -61,42 +70,84 @@ class EndsAt(gym.Env):
         if seed is not None:
             self.length = 3 + seed % 4
         self.t = 0
-        return np.zeros(2, np.float32), {}
+        return self._obs(), {}
+
+    def _obs(self):
+        return np.array([self.t, self.np_random.normal()], np.float32)
 
     def step(self, action):
         self.t += 1
-        return np.zeros(2, np.float32), 1.0, self.t >= self.length, False, {}
+        return self._obs(), 1.0, self.t >= self.length, False, {}
 
 
 def test_each_envs_state_is_reset_exactly_at_its_episode_start():
     torso = kt.networks.RecurrentTorso(CountingCell())
-    agent = kt.PPO(policy=torso, n_envs=3, n_steps=10, batch_size=10)
+    critic = kt.networks.RecurrentTorso(CountingCell())
+    agent = kt.PPO(policy=torso, value=critic, n_envs=3, n_steps=10, batch_size=10)
     sampler = InProcessSampler()
     agent.prepare(*sampler.start(EndsAt, 3, seed=0), seed=0)
     try:
         for iteration in range(3):  # states carry over between rollouts
             rollout = sampler.collect(agent, 10, iteration)
-            done = rollout.terminated | rollout.truncated
-            starts = ~rollout.valid
-            # Independent count: steps since the last start, carried from the rollout's
-            # initial state.
-            count = rollout.initial_states[0][0][:, 0].copy()
-            expected = np.empty((10, 3))
-            for t in range(10):
-                count = np.where(starts[t], 0.0, count) + 1.0
-                expected[t] = count
+            # Independent: the count at every step is the env's own step in the episode
+            # plus one. On an episode's first observation (t = 0) it is 1, as in
+            # `evaluate`; an autoreset step (its observation the ended episode's last)
+            # continues that episode's count, and the next step starts from zero.
+            expected = rollout.observations[..., 0] + 1.0
             batch = {
                 "obs": tf.constant(rollout.observations),
                 "weights": tf.constant(rollout.valid, tf.float32),
-                "starts": tf.constant(starts),
+                "starts": tf.constant(~rollout.valid),
                 "policy_state": [tf.constant(s) for s in rollout.initial_states[0]],
+                "value_state": [tf.constant(s) for s in rollout.initial_states[1]],
             }
             x = recurrence.sequence_features(agent, torso, batch, "policy_state")
             np.testing.assert_allclose(x.numpy().reshape(10, 3), expected)
-            # Resets happen right after each episode end, and nowhere else.
-            np.testing.assert_array_equal(starts[1:], done[:-1])
-            # The runner's carried state is the count after the last step.
-            np.testing.assert_allclose(sampler.runner.rnn_state[0][0][:, 0], expected[-1])
+            assert (~rollout.valid).any() and (expected[~rollout.valid] > 1).all()
+            # The rollout's critic ran the same states: its values are the value head of
+            # the count, the bootstrap after the last step included (a truncated
+            # episode's bootstrap is valued on that episode's state).
+            counts = np.concatenate([expected, rollout.last_observations[None, :, 0] + 1.0])
+            head = agent.value_head(tf.constant(counts.reshape(-1, 1), tf.float32))
+            np.testing.assert_allclose(rollout.values, head.numpy().reshape(11, 3), rtol=1e-5)
+            np.testing.assert_allclose(
+                recurrence.batch_values(agent, batch).numpy().reshape(10, 3),
+                rollout.values[:-1],
+                rtol=1e-5,
+            )
+            # The runner's carried state: zero after an autoreset step, else the count.
+            after = np.where(rollout.valid[-1], expected[-1], 0.0)
+            np.testing.assert_allclose(sampler.runner.rnn_state[0][0][:, 0], after)
+    finally:
+        sampler.close()
+
+
+def test_the_update_replays_the_rollouts_lstm_states():
+    """Log-probs and values of an LSTM agent recomputed by the update's unroll (with the
+    sequences' stored `[h, c]` initial states) equal the rollout's own, across rollouts
+    and episode ends at different steps."""
+    keras.utils.set_random_seed(0)
+    lstm = lambda: kt.networks.RecurrentTorso(keras.layers.LSTMCell(5))  # noqa: E731
+    agent = kt.PPO(policy=lstm(), value=lstm(), n_envs=3, n_steps=9, batch_size=9)
+    sampler = InProcessSampler()
+    agent.prepare(*sampler.start(EndsAt, 3, seed=0), seed=0)
+    try:
+        for iteration in range(3):
+            rollout = sampler.collect(agent, 9, iteration)
+            assert len(rollout.initial_states[0]) == 2  # h and c
+            batch = {
+                "obs": tf.constant(rollout.observations),
+                "weights": tf.constant(rollout.valid, tf.float32),
+                "starts": tf.constant(~rollout.valid),
+                "policy_state": [tf.constant(s) for s in rollout.initial_states[0]],
+                "value_state": [tf.constant(s) for s in rollout.initial_states[1]],
+            }
+            params = recurrence.batch_policy_params(agent, batch)
+            actions = tf.reshape(tf.constant(rollout.actions), [-1])
+            log_probs = agent.action_distribution.log_prob(params, actions).numpy()
+            np.testing.assert_allclose(log_probs.reshape(9, 3), rollout.log_probs, atol=1e-5)
+            values = recurrence.batch_values(agent, batch).numpy().reshape(9, 3)
+            np.testing.assert_allclose(values, rollout.values[:-1], atol=1e-5)
     finally:
         sampler.close()
 
