@@ -151,6 +151,10 @@ def make_vector_env(env, n_envs: int, vectorization: str = "sync", first_index: 
         raise ValueError(
             f"vectorization must be 'sync' or 'async'. Received: vectorization={vectorization!r}"
         )
+    from keras_trust.rollout.envpool_source import is_envpool_source, make_envpool_vector_env
+
+    if is_envpool_source(env):  # "envpool:ID" or an EnvPool env; it vectorizes itself
+        return make_envpool_vector_env(env, n_envs)
     if isinstance(env, gym.vector.VectorEnv):
         if env.num_envs != n_envs:
             raise ValueError(
@@ -181,6 +185,10 @@ def make_vector_env(env, n_envs: int, vectorization: str = "sync", first_index: 
 
 def single_env(env):
     """A single `gymnasium.Env` from an id, an Env or a callable (for evaluation)."""
+    from keras_trust.rollout.envpool_source import is_envpool_source, make_envpool_env
+
+    if is_envpool_source(env):  # "envpool:ID" or a 1-env EnvPool env
+        return make_envpool_env(env)
     if isinstance(env, str):
         return make_env(env), True
     if isinstance(env, gym.Env):
