@@ -289,12 +289,13 @@ def _from_source(env, num_envs):
     if isinstance(env, str):
         task_id = env[len(PREFIX) :]
         return EnvPoolVectorEnv(task_id, num_envs), True
-    if env.num_envs != num_envs:
+    wrapped = EnvPoolVectorEnv.wrap(env)
+    if wrapped.num_envs != num_envs:
         raise ValueError(
-            f"The EnvPool env has {env.num_envs} envs but the agent has n_envs={num_envs}; "
-            f"construct the agent with n_envs={env.num_envs}."
+            f"The EnvPool env has {wrapped.num_envs} envs but the agent has n_envs={num_envs}; "
+            f"construct the agent with n_envs={wrapped.num_envs}."
         )
-    return EnvPoolVectorEnv.wrap(env), False
+    return wrapped, False
 
 
 def make_envpool_vector_env(env, num_envs: int):
