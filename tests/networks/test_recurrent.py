@@ -213,12 +213,19 @@ print(json.dumps(actions))
 """
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "lstm_decoder"])
 def test_save_load_and_the_savedmodel_step_replay_an_episode(cell, tmp_path):
-    make = {"lstm": keras.layers.LSTMCell, "gru": keras.layers.GRUCell}[cell]
+    make = {"lstm": keras.layers.LSTMCell, "gru": keras.layers.GRUCell}[cell[:4].rstrip("_")]
+
+    def torso():
+        if cell != "lstm_decoder":
+            return kt.networks.RecurrentTorso(make(8))
+        decoder = keras.Sequential([keras.layers.Dense(6, activation="relu")])
+        return kt.networks.RecurrentTorso(make(8), decoder=decoder)
+
     agent = kt.PPO(
-        policy=kt.networks.RecurrentTorso(make(8)),
-        value=kt.networks.RecurrentTorso(make(8)),
+        policy=torso(),
+        value=torso(),
         n_envs=2,
         n_steps=16,
         batch_size=32,
@@ -236,6 +243,10 @@ def test_save_load_and_the_savedmodel_step_replay_an_episode(cell, tmp_path):
             break
     agent.save(tmp_path / "a.keras")
     loaded = kt.load_agent(tmp_path / "a.keras")
+    if cell == "lstm_decoder":  # the decoder came back, with its weights
+        assert loaded.policy_torso.decoder is not None
+        for w, v in zip(agent.policy_torso.decoder.weights, loaded.policy_torso.decoder.weights):
+            np.testing.assert_array_equal(w.numpy(), v.numpy())
     state = loaded.initial_state(1)
     replay = []
     for o in seen:
