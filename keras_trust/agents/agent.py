@@ -18,9 +18,13 @@ from keras_trust.agents.saving import atomic_save
 from keras_trust.agents.validation import check_agent_arguments, require, require_positive_int
 from keras_trust.observations import leaf_shape
 from keras_trust.ops.state import unique
+from keras_trust.rollout import env_state
 from keras_trust.rollout.collector import InProcessSampler
 
 # Constructor arguments stored as attributes of the same name (and so in `get_config`).
+# The entry of the agent's own weights in a `.keras` file that holds its `env_state`.
+ENV_STATE_KEY = "env_state"
+
 HYPERPARAMETERS = (
     "n_envs n_steps batch_size gamma gae_lambda normalize_observations normalize_rewards "
     "normalize_advantage hidden_sizes log_std_init use_action_masks"
@@ -113,6 +117,7 @@ class Agent(keras.Model):
         self._fns = {}
         self._acting = None
         self.stop_training = False
+        self.env_state = None
 
     # ----------------------------------------------------------------- properties
     @property
@@ -129,6 +134,32 @@ class Agent(keras.Model):
     def seed(self) -> int:
         """The seed of this agent's noise streams and shuffles (set by `fit`)."""
         return int(self._seed.numpy())
+
+    @property
+    def env_state(self):
+        """The envs' episodes in progress after the last epoch (`rollout/env_state.py`).
+
+        Saved with the agent, so that `fit` on the same env and seed, in this process or
+        after `load_agent` in another, continues them exactly; None before any `fit` and
+        for envs that cannot be replayed (a user's `VectorEnv`, Ray workers).
+        """
+        return self.__dict__.get("_env_state")
+
+    @env_state.setter
+    def env_state(self, state):
+        # Kept out of Keras's attribute tracking: a plain dict of NumPy arrays.
+        object.__setattr__(self, "_env_state", state)
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        if self.env_state is not None:
+            store[ENV_STATE_KEY] = env_state.pack(self.env_state)
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if ENV_STATE_KEY in keys:
+            self.env_state = env_state.unpack(store[ENV_STATE_KEY])
+        super().load_own_variables({k: store[k] for k in keys if k != ENV_STATE_KEY})
 
     @property
     def distribution(self) -> str:
@@ -329,8 +360,10 @@ class Agent(keras.Model):
         require(verbose in (0, 1, 2), f"verbose must be 0, 1 or 2. Received: verbose={verbose!r}")
         sampler = sampler or InProcessSampler()
         try:
-            training.start(self, sampler, env, seed)
-            return training.train(self, sampler, int(total_timesteps), callbacks, verbose)
+            continued = training.start(self, sampler, env, seed)
+            return training.train(
+                self, sampler, env, int(total_timesteps), callbacks, verbose, continued
+            )
         finally:
             sampler.close()
 

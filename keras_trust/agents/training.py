@@ -7,18 +7,27 @@ import numpy as np
 
 from keras_trust.agents.progress import EpochReporter
 from keras_trust.rollout.batch import training_batch
+from keras_trust.rollout.env_state import episode_seed
+from keras_trust.rollout.envs import env_key
 from keras_trust.rollout.reward_scaling import RewardScaler
 
 # Consecutive updates with a non-finite loss, gradient or KL after which `fit` gives up.
 MAX_NONFINITE_UPDATES = 3
 
 
-def start(agent, sampler, env, seed) -> None:
+def start(agent, sampler, env, seed) -> bool:
     """Starts the sampler's envs and makes the agent ready for them.
 
     A sampler that fixes the env count (Ray: workers x envs per worker) sets `n_envs` of
     an agent left at the default 1; another explicit count that differs is the sampler's
     `ValueError`. Without a seed, a fresh agent draws one (recorded in its weights).
+
+    The envs continue the episodes in progress of the agent's last epoch (`env_state`,
+    saved with the agent) when it was trained on the same env, env count and seed; the
+    run then goes on exactly as if it had not stopped. Otherwise they start fresh
+    episodes: seeded with the seed itself for a new agent, and with one derived from
+    the seed and the epoch count for a trained one (so a resumed run does not repeat
+    its first episodes). Returns whether the episodes were continued.
     """
     count = getattr(sampler, "num_envs", None)
     if count is not None and agent.n_envs == 1 and count != 1:
@@ -27,9 +36,46 @@ def start(agent, sampler, env, seed) -> None:
         agent.set_seed(seed)
     elif not agent.built:
         agent.set_seed(np.random.SeedSequence().entropy % (2**62))
-    spaces = sampler.start(env, agent.n_envs, seed)
+    state = continuable_state(agent, env)
+    env_seed = agent.seed
+    if state is None and agent.epochs_trained > 0:
+        env_seed = episode_seed(agent.seed, agent.epochs_trained)
+    spaces = sampler.start(env, agent.n_envs, env_seed)
     masked = agent.use_action_masks and sampler.action_masks
     agent.prepare(*spaces, seed, masked=masked)
+    return state is not None and sampler.restore(state)
+
+
+def continuable_state(agent, env):
+    """The agent's `env_state` if it belongs to this env, env count, seed and epoch."""
+    state = agent.env_state
+    if state is None:
+        return None
+    expected = {
+        "seed": agent.seed,
+        "epochs": agent.epochs_trained,
+        "n_envs": agent.n_envs,
+        "env_key": env_key(env),
+    }
+    for name, value in expected.items():
+        if name not in state or state[name].item() != value:
+            return None
+    return state
+
+
+def snapshot(agent, sampler, env, scaler) -> None:
+    """Records the envs' episodes in progress as the agent's `env_state` (after an epoch)."""
+    state = sampler.state()
+    if state is not None:
+        state.update(
+            seed=np.int64(agent.seed),
+            epochs=np.int64(agent.epochs_trained),
+            n_envs=np.int64(agent.n_envs),
+            env_key=np.str_(env_key(env)),
+        )
+        if scaler is not None:
+            state["reward_returns"] = np.asarray(scaler.returns, np.float64)
+    agent.env_state = state
 
 
 def ensure_ready(agent, observation_space, action_space, seed, masked=False) -> None:
@@ -52,12 +98,14 @@ def ensure_ready(agent, observation_space, action_space, seed, masked=False) -> 
     agent.build_optimizers()
 
 
-def train(agent, sampler, total_timesteps, callbacks, verbose):
+def train(agent, sampler, env, total_timesteps, callbacks, verbose, continued=False):
     """Runs whole epochs of `agent` on `sampler` until `total_timesteps` more env steps.
 
     Each epoch reads like the algorithm: collect a rollout with the current policy,
     compute its advantages (rewards scaled if the agent normalizes them), run the
-    agent's compiled update, then log and call back. Returns the agent's `History`.
+    agent's compiled update, record the envs' episodes in progress (`snapshot`), then
+    log and call back. Returns the agent's `History`. `continued` (from `start`) says
+    the episodes of the agent's `env_state` go on, with their discounted returns.
 
     Raises:
         FloatingPointError: after `MAX_NONFINITE_UPDATES` updates in a row were rolled
@@ -70,6 +118,8 @@ def train(agent, sampler, total_timesteps, callbacks, verbose):
     scaler = None
     if agent.reward_normalizer is not None:
         scaler = RewardScaler(agent.reward_normalizer, agent.gamma, agent.n_envs)
+        if continued and "reward_returns" in agent.env_state:
+            scaler.returns = np.array(agent.env_state["reward_returns"], np.float64)
     agent.stop_training = False
     nonfinite_in_a_row = 0
     report.callbacks.on_train_begin()
@@ -100,6 +150,7 @@ def train(agent, sampler, total_timesteps, callbacks, verbose):
         update_time = time.perf_counter() - start
         agent.update_statistics(rollout)
         agent.count_epoch(rollout.num_steps)
+        snapshot(agent, sampler, env, scaler)
         # Log.
         nonfinite_in_a_row = nonfinite_in_a_row + 1 if logs["nonfinite"] else 0
         logs.update(report.episode_logs(len(rollout.episode_returns)))

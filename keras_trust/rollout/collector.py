@@ -1,11 +1,14 @@
 """Samplers: where rollouts come from. The in-process one steps a gymnasium vector env."""
 
+import warnings
+
+import gymnasium as gym
 import numpy as np
 
 from keras_trust.observations import ObservationFormat
-from keras_trust.rollout import masks
+from keras_trust.rollout import env_state, masks
 from keras_trust.rollout.buffer import Rollout
-from keras_trust.rollout.envs import EnvError, make_vector_env
+from keras_trust.rollout.envs import EnvError, make_vector_env, resumable
 
 
 class Sampler:
@@ -14,7 +17,8 @@ class Sampler:
     `start(env, n_envs, seed)` builds the environments and returns their
     `(observation_space, action_space)`; `collect(agent, n_steps, iteration)` returns a
     `Rollout` of `n_steps` steps of every env using the agent's current weights;
-    `close()` releases what `start` made.
+    `close()` releases what `start` made. `state()` / `restore(state)` carry the envs'
+    episodes in progress across `fit` calls and processes (see `rollout/env_state.py`).
     """
 
     def start(self, env, n_envs: int, seed: int | None):
@@ -25,6 +29,14 @@ class Sampler:
 
     # Whether the envs provide action masks (`info["action_mask"]` or `action_masks()`).
     action_masks = False
+
+    def state(self) -> dict | None:
+        """The envs' episodes in progress (per-env keyed arrays), or None if not kept."""
+        return None
+
+    def restore(self, state: dict) -> bool:
+        """Continues the episodes of a `state()`; False (fresh episodes) if it cannot."""
+        return False
 
     def logs(self) -> dict:
         """Extra per-epoch log entries (e.g. worker restarts); merged into `fit`'s logs."""
@@ -40,12 +52,18 @@ class EnvRunner:
     Args:
         envs: a gymnasium vector env in NEXT_STEP autoreset mode.
         env_ids: global indices of its envs (seed streams and error messages use them).
+        seed: env `j` is first reset with `seed + j` (gymnasium's vector convention).
+        timeout: seconds an async vector step may take (None: no limit).
+        resumable: whether the envs are wrapped in `env_state.ResumableEpisodes` (those
+            keras_trust builds), so that `state()` and `restore()` work.
     """
 
-    def __init__(self, envs, env_ids, seed=None, timeout=None):
+    def __init__(self, envs, env_ids, seed=None, timeout=None, resumable=False):
         self.envs = envs
         self.env_ids = np.asarray(env_ids)
         self.timeout = timeout
+        self.seed = seed
+        self.resumable = resumable
         self.format = ObservationFormat(envs.single_observation_space)
         self.obs, self.infos = envs.reset(seed=seed)
         self.has_masks = masks.env_provides_masks(envs, self.infos)
@@ -123,6 +141,92 @@ class EnvRunner:
             initial_states if recurrent else None,
         )
 
+    def state(self) -> dict | None:
+        """Each env's episode in progress and bookkeeping, keyed `env{k}/...` by global index.
+
+        Per-env keys let the states of several runners (Ray workers) be merged by a plain
+        dict union. None when the envs are not resumable (a user's vector env).
+        """
+        if not self.resumable:
+            return None
+        leaves = [np.asarray(leaf) for leaf in self.format.flatten(self.obs)]
+        out = {}
+        for i, episode in enumerate(self.envs.call("episode_state")):
+            k = int(self.env_ids[i])
+            assert episode["index"] == k, (episode["index"], k)
+            key = f"env{k}/"
+            out[key + "base"] = np.int64(episode["base"])
+            out[key + "episode"] = np.int64(episode["episode"])
+            out[key + "actions"] = episode["actions"]
+            out[key + "done"] = np.bool_(episode["done"])
+            out[key + "prev_done"] = np.bool_(self.prev_done[i])
+            out[key + "ep_return"] = np.float64(self.ep_return[i])
+            out[key + "ep_length"] = np.int64(self.ep_length[i])
+            out[key + "obs_digest"] = np.frombuffer(env_state.digest(leaves, i), np.uint8)
+            if self.rnn_state is not None:
+                for part, states in zip(("policy", "value"), self.rnn_state):
+                    for j, s in enumerate(states):
+                        out[f"{key}rnn_{part}{j}"] = np.asarray(s[i])
+        return out
+
+    def restore(self, state: dict) -> bool:
+        """Continues the episodes saved by `state()` (same env ids); False if it cannot.
+
+        The envs are reset to their saved episodes' seeds and replay their actions. If
+        a replayed observation differs from the saved one (an env that is not
+        deterministic given its seed, or another env), every env starts a fresh
+        episode instead, with a warning.
+        """
+        ids = [int(k) for k in self.env_ids]
+        if not self.resumable or any(f"env{k}/base" not in state for k in ids):
+            return False
+        episodes = {
+            k: {
+                "base": int(state[f"env{k}/base"]),
+                "episode": int(state[f"env{k}/episode"]),
+                "actions": state[f"env{k}/actions"],
+                "done": bool(state[f"env{k}/done"]),
+            }
+            for k in ids
+        }
+        try:
+            replayed = self.envs.call("restore_episode", episodes)
+        except Exception as exc:  # noqa: BLE001 - whatever the env raises, start afresh
+            return self._fresh_episodes(f"replaying its actions raised {exc!r}")
+        space = self.envs.single_observation_space
+        obs = gym.vector.utils.concatenate(
+            space, [r[0] for r in replayed], gym.vector.utils.create_empty_array(space, len(ids))
+        )
+        leaves = [np.asarray(leaf) for leaf in self.format.flatten(obs)]
+        for i, k in enumerate(ids):
+            if env_state.digest(leaves, i) != state[f"env{k}/obs_digest"].tobytes():
+                return self._fresh_episodes(
+                    f"environment {k} replayed to another observation than was saved (an env "
+                    "that is not deterministic given its seed, or another env)"
+                )
+        self.obs, self.infos = obs, env_state.batch_infos([r[1] for r in replayed])
+        self.prev_done = np.array([bool(state[f"env{k}/prev_done"]) for k in ids])
+        self.ep_return = np.array([float(state[f"env{k}/ep_return"]) for k in ids])
+        self.ep_length = np.array([int(state[f"env{k}/ep_length"]) for k in ids], np.int64)
+        if f"env{ids[0]}/rnn_policy0" in state:
+            self.rnn_state = tuple(
+                [
+                    np.stack([state[f"env{k}/rnn_{part}{j}"] for k in ids])
+                    for j in range(_count(state, f"env{ids[0]}/rnn_{part}"))
+                ]
+                for part in ("policy", "value")
+            )
+        return True
+
+    def _fresh_episodes(self, why: str) -> bool:
+        warnings.warn(
+            f"The saved episodes in progress cannot be continued: {why}. Every env starts a "
+            "fresh episode, so this fit is not identical to an uninterrupted one.",
+            stacklevel=3,
+        )
+        self.obs, self.infos = self.envs.reset(seed=self.seed)
+        return False
+
     def _step_with_timeout(self, actions):
         """`step` of an `AsyncVectorEnv` that gives up after `timeout` seconds.
 
@@ -196,6 +300,14 @@ class EnvRunner:
         self.envs.close()
 
 
+def _count(state, prefix) -> int:
+    """How many keys `prefix0`, `prefix1`, ... the state has."""
+    n = 0
+    while f"{prefix}{n}" in state:
+        n += 1
+    return n
+
+
 class InProcessSampler(Sampler):
     """Collects rollouts in this process from a gymnasium vector env (the default).
 
@@ -219,12 +331,20 @@ class InProcessSampler(Sampler):
 
     def start(self, env, n_envs, seed):
         envs, self._owned = make_vector_env(env, n_envs, self.vectorization)
-        self.runner = EnvRunner(envs, np.arange(n_envs), seed=seed, timeout=self.timeout)
+        self.runner = EnvRunner(
+            envs, np.arange(n_envs), seed=seed, timeout=self.timeout, resumable=resumable(env)
+        )
         self.action_masks = self.runner.has_masks
         return envs.single_observation_space, envs.single_action_space
 
     def collect(self, agent, n_steps, iteration):
         return self.runner.collect(agent, n_steps, iteration)
+
+    def state(self):
+        return self.runner.state()
+
+    def restore(self, state):
+        return self.runner.restore(state)
 
     def close(self):
         if self.runner is not None and self._owned:

@@ -3,6 +3,8 @@
 import gymnasium as gym
 import numpy as np
 
+from keras_trust.rollout.env_state import ResumableEpisodes
+
 
 class EnvError(RuntimeError):
     """An exception raised inside an environment, re-raised naming the env index."""
@@ -111,13 +113,13 @@ def env_factories(env, n_envs: int, first_index: int = 0) -> list:
         base = env
 
         def build(index):
-            return lambda: _IndexedEnv(make_env(base), index)
+            return lambda: ResumableEpisodes(_IndexedEnv(make_env(base), index), index)
 
     elif callable(env) and not isinstance(env, gym.Env):
         base = env
 
         def build(index):
-            return lambda: _IndexedEnv(_checked_env(base()), index)
+            return lambda: ResumableEpisodes(_IndexedEnv(_checked_env(base()), index), index)
 
     else:
         raise ValueError(
@@ -174,13 +176,33 @@ def make_vector_env(env, n_envs: int, vectorization: str = "sync", first_index: 
                 "id or a zero-argument callable that builds one."
             )
         # The caller's env instance: stepped in this process, and left open at the end.
-        return gym.vector.SyncVectorEnv([lambda: _IndexedEnv(env, first_index)]), False
+        wrapped = ResumableEpisodes(_IndexedEnv(env, first_index), first_index)
+        return gym.vector.SyncVectorEnv([lambda: wrapped]), False
     factories = env_factories(env, n_envs, first_index)
     if vectorization == "async":
         vec = gym.vector.AsyncVectorEnv(factories, context="spawn")
     else:
         vec = gym.vector.SyncVectorEnv(factories)
     return vec, True
+
+
+def resumable(env) -> bool:
+    """Whether the vector env `make_vector_env` builds from `env` keeps resumable episodes.
+
+    True for what keras_trust wraps itself: an id, a callable, an `Env` instance; False
+    for a user's `VectorEnv`, whose sub-envs it cannot reach.
+    """
+    if isinstance(env, str):
+        return not env.startswith("envpool:")
+    return not isinstance(env, gym.vector.VectorEnv) and (isinstance(env, gym.Env) or callable(env))
+
+
+def env_key(env) -> str:
+    """What identifies `env` across processes: its id, or its builder's or class's name."""
+    if isinstance(env, str):
+        return env
+    target = env if callable(env) and not isinstance(env, gym.Env) else type(env)
+    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
 
 
 def single_env(env):
