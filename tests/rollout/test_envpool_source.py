@@ -135,7 +135,8 @@ def independent_episodes(task_id, obs, actions, n_envs):
             total, length, done = 0.0, 0, False
             while not done and t < len(actions):
                 _, reward, terminated, truncated, _ = env.step(actions[t, j])
-                total, length, done, t = total + float(reward), length + 1, terminated or truncated, t + 1
+                total, length, t = total + float(reward), length + 1, t + 1
+                done = terminated or truncated
             if done:
                 episodes.append((t - 1, j, total, length))
             t += 1  # the reset step
@@ -193,17 +194,19 @@ def test_spaces_are_gymnasium_vector_spaces():
     vec.close()
 
 
-# Trained as below, seeds 0-7 reached mean deterministic returns (10 episodes, evaluation
-# seed 1000) of SEEDS_MEASURED on a 2-core CPU; an untrained policy scores about 10-40.
-# The bar leaves a margin for another CPU's rounding (another trajectory).
-SEEDS_MEASURED = None
-BAR = 400.0
+# Trained as below (the CartPole PPO preset's whole budget, as in tests/agents/
+# test_learning.py, on EnvPool instead of gymnasium), seeds 0-5 reached mean deterministic
+# returns (10 episodes, evaluation seed 1000) of 500, 500, 485.3, 500, 500, 500 on a 2-core
+# CPU. Half the budget is not enough for every seed (30,720 steps, seeds 0-7: 447.8, 500,
+# 500, 500, 173.1, 465.2, 207.7, 500). The bar is the learning tests' own.
+BAR = 475.0
 
 
+@pytest.mark.slow
 def test_ppo_learns_cartpole_from_envpool():
-    """The CartPole PPO preset, trained on EnvPool for half its gymnasium budget."""
+    """The CartPole PPO preset learns from EnvPool as it does from gymnasium."""
     agent = presets.make_agent("ppo", "CartPole-v1")
-    agent.fit("envpool:CartPole-v1", 30_720, verbose=0, seed=0)
+    agent.fit("envpool:CartPole-v1", 61_440, verbose=0, seed=0)
     result = agent.evaluate("envpool:CartPole-v1", episodes=10, seed=1000)
     assert result["mean_return"] >= BAR, result
 
