@@ -121,6 +121,7 @@ def two_node_cluster(tmp, env):
             f"--ray-client-server-port={free_port()}",
             "--num-cpus=2",
             "--include-dashboard=false",
+            f"--dashboard-port={free_port()}",
             f"--temp-dir={tmp}/ray",
         ]
         procs.append(start_node(head_args, head_log, {**env, **HEALTH_CHECKS}))
