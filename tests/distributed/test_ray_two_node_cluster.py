@@ -13,7 +13,8 @@ continues its envs from the state the driver kept.
 
 Every Ray process of the test runs in a process group of its own, killed in `finally`
 (`ray stop` would stop every Ray on the machine, other users' too), with its own temp
-dir, ports and token (Ray's token authentication stays on). The driver runs in a fresh
+dir, ports and token (Ray's token authentication stays on); Ray's other settings, its
+node health checks included, are its defaults. The driver runs in a fresh
 process so no Ray state of other tests (a cached token, a local Ray) leaks in. Skipped
 if the `ray` command is not available or the cluster does not come up.
 """
@@ -42,13 +43,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ENV = "CartPole-v1"
 EPOCHS, N_STEPS = 4, 32
 KILL_AFTER = 1  # epoch after which the second node is stopped
-# Fast node-death detection on the head (Ray's defaults take about half a minute).
-HEALTH_CHECKS = {
-    "RAY_health_check_initial_delay_ms": "1000",
-    "RAY_health_check_period_ms": "500",
-    "RAY_health_check_timeout_ms": "1000",
-    "RAY_health_check_failure_threshold": "3",
-}
 
 
 def ray_command():
@@ -124,7 +118,7 @@ def two_node_cluster(tmp, env):
             f"--dashboard-port={free_port()}",
             f"--temp-dir={tmp}/ray",
         ]
-        procs.append(start_node(head_args, head_log, {**env, **HEALTH_CHECKS}))
+        procs.append(start_node(head_args, head_log, env))
         deadline = time.monotonic() + 120
         while "Ray runtime started" not in tail(head_log):
             if procs[0].poll() is not None or time.monotonic() > deadline:
