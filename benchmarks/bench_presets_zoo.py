@@ -1,0 +1,319 @@
+"""The shipped presets against rl-baselines3-zoo's published returns, at rl-zoo's budgets.
+
+Issue #17 asks for the presets to reach rl-zoo's benchmark table. rl-zoo's figures are
+single runs of its own tuned settings at a given step budget; this script trains each
+preset at that same budget for several seeds, each run in its own process (so one run's
+traced graphs, memory and thread pools cannot leak into the next, and so a crash costs
+one run), one process at a time (the machine is shared and small).
+
+Besides the shipped preset (`preset`), a row can have variants: rl-zoo's own settings
+translated to keras_trust (`zoo`), and the candidates tried on the way to a new preset.
+A variant is a full preset dict; `VARIANTS` below builds them from overrides, so the
+command line can name them and the results say exactly what was run.
+
+Evaluation is deterministic (the distribution's mode), 10 episodes from seed 1000, as in
+`tests/agents/test_learning.py`, so a figure here and a learning test's agree for the
+same preset, seed and budget.
+
+Results go to `benchmarks/results/presets_zoo.json` (every run, appended as it ends, so
+partial results survive an interrupted session) and `presets_zoo.md` (regenerated from
+the JSON after every run).
+
+Usage:
+    python benchmarks/bench_presets_zoo.py                       # every row, preset, seeds 0-2
+    python benchmarks/bench_presets_zoo.py --rows pendulum-ppo --variants preset zoo
+    python benchmarks/bench_presets_zoo.py --list                # rows and variants
+    python benchmarks/bench_presets_zoo.py --report              # rewrite the .md only
+"""
+
+import argparse
+import copy
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+JSON_PATH = os.path.join(RESULTS, "presets_zoo.json")
+MD_PATH = os.path.join(RESULTS, "presets_zoo.md")
+EVAL_SEED = 1000
+EVAL_EPISODES = 10
+
+# name: (env id, preset key, rl-zoo's budget, rl-zoo's published return, note on rl-zoo).
+# Budgets and returns from rl-zoo's benchmark table; settings from its hyperparams/*.yml.
+ROWS = {
+    "pendulum-ppo": ("Pendulum-v1", "ppo", 100_000, -172.0, "gSDE (use_sde, sde_sample_freq 4)"),
+    "pendulum-trpo": ("Pendulum-v1", "trpo", 100_000, -175.0, "gSDE (use_sde, sde_sample_freq 4)"),
+    "acrobot-trpo": ("Acrobot-v1", "trpo", 100_000, -83.0, ""),
+    "acrobot-ppo": ("Acrobot-v1", "ppo", 1_000_000, -73.5, ""),
+    "mcc-ppo": ("MountainCarContinuous-v0", "ppo", 20_000, 88.0, "gSDE, log_std_init -3.29"),
+    "mcc-trpo": ("MountainCarContinuous-v0", "trpo", 50_000, 92.5, "gSDE (sde_sample_freq 4)"),
+}
+
+# SB3's PPO and sb3-contrib's TRPO defaults, which rl-zoo's yml files leave implicit.
+SB3_PPO = {
+    "batch_size": 64,
+    "epochs": 10,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "clip_ratio": 0.2,
+    "ent_coef": 0.0,
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
+}
+SB3_PPO_OPT = {"name": "adam", "learning_rate": 3e-4, "epsilon": 1e-5}
+# sb3-contrib: target_kl 0.01 (averaged over action dimensions: the same for the 1-d and
+# discrete actions here), 15 CG steps, damping 0.1, line search 10 x 0.8, critic Adam 1e-3.
+SB3_TRPO = {"batch_size": 128, "value_epochs": 10, "gamma": 0.99, "gae_lambda": 0.95}
+SB3_TRPO_OPT = {
+    "name": "trust_region",
+    "max_kl": 0.01,
+    "cg_iters": 15,
+    "cg_damping": 0.1,
+    "damped_step_length": True,
+}
+SB3_VALUE_OPT = {"name": "adam", "learning_rate": 1e-3, "epsilon": 1e-5}
+
+
+def _zoo(algo, agent, optimizer=None, value_optimizer=None):
+    """rl-zoo's settings for one env: SB3's defaults updated with the yml's entries."""
+    if algo == "ppo":
+        base = {"agent": {**SB3_PPO, **agent}, "optimizer": {**SB3_PPO_OPT, **(optimizer or {})}}
+    else:
+        base = {
+            "agent": {**SB3_TRPO, **agent},
+            "optimizer": {**SB3_TRPO_OPT, **(optimizer or {})},
+            "value_optimizer": {**SB3_VALUE_OPT, **(value_optimizer or {})},
+        }
+    return base
+
+
+# rl-zoo's `normalize: true` is VecNormalize on observations and rewards.
+NORM = {"normalize_observations": True, "normalize_rewards": True}
+
+# row: {variant: a function of the shipped preset giving the variant's preset}.
+# "preset" (the shipped one) is implicit for every row.
+VARIANTS = {
+    "pendulum-ppo": {
+        "zoo": lambda p: _zoo(
+            "ppo",
+            {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "gae_lambda": 0.95},
+            {"learning_rate": 1e-3},
+        ),
+    },
+    "pendulum-trpo": {
+        "zoo": lambda p: _zoo(
+            "trpo", {"n_envs": 2, "n_steps": 1024, "gamma": 0.9, "value_epochs": 15}
+        ),
+    },
+    "acrobot-trpo": {
+        "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 1024, **NORM}),
+    },
+    "acrobot-ppo": {
+        "zoo": lambda p: _zoo(
+            "ppo", {"n_envs": 16, "n_steps": 256, "gae_lambda": 0.94, "epochs": 4, **NORM}
+        ),
+    },
+    "mcc-ppo": {
+        # batch_size 256 > the 8-step rollout: SB3 then takes the whole rollout as one batch.
+        "zoo": lambda p: _zoo(
+            "ppo",
+            {
+                "n_envs": 1,
+                "n_steps": 8,
+                "batch_size": 8,
+                "gamma": 0.9999,
+                "gae_lambda": 0.9,
+                "ent_coef": 0.00429,
+                "clip_ratio": 0.1,
+                "max_grad_norm": 5.0,
+                "vf_coef": 0.19,
+                "log_std_init": -3.29,
+                **NORM,
+            },
+            {"learning_rate": 7.77e-5},
+        ),
+    },
+    "mcc-trpo": {
+        "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 2048, **NORM}),
+    },
+}
+
+
+def variant_preset(row, variant):
+    """The preset dict that `variant` of `row` trains with (a copy)."""
+    from keras_trust import presets
+
+    env_id, algo, budget, _, _ = ROWS[row]
+    shipped = presets.get_preset(algo, env_id)
+    if variant == "preset":
+        preset = shipped
+    else:
+        preset = VARIANTS[row][variant](copy.deepcopy(shipped))
+    preset = copy.deepcopy(preset)
+    preset["total_timesteps"] = budget
+    return preset
+
+
+def run_one(row, variant, seed):
+    """Trains one (row, variant, seed) in this process; returns its JSON-able record."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from keras_trust import presets
+
+    env_id, algo, budget, _, _ = ROWS[row]
+    preset = variant_preset(row, variant)
+    agent = presets.make_agent(algo, env_id, preset=preset, total_timesteps=budget)
+    start = time.perf_counter()
+    agent.fit(env_id, total_timesteps=budget, seed=seed, verbose=0)
+    fit_s = time.perf_counter() - start
+    result = agent.evaluate(env_id, episodes=EVAL_EPISODES, seed=EVAL_SEED)
+    return {
+        "row": row,
+        "variant": variant,
+        "seed": seed,
+        "env_id": env_id,
+        "algo": algo,
+        "budget": budget,
+        "num_timesteps": agent.num_timesteps,
+        "mean_return": float(result["mean_return"]),
+        "returns": [float(r) for r in result["returns"]],
+        "fit_seconds": round(fit_s, 1),
+        "preset": preset,
+        "when": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def load_results():
+    if not os.path.exists(JSON_PATH):
+        return {"machine": platform.platform(), "runs": []}
+    with open(JSON_PATH) as f:
+        return json.load(f)
+
+
+def save_results(data):
+    os.makedirs(RESULTS, exist_ok=True)
+    tmp = JSON_PATH + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, JSON_PATH)
+
+
+def _stats(values):
+    n = len(values)
+    mean = sum(values) / n
+    std = (sum((v - mean) ** 2 for v in values) / n) ** 0.5
+    return mean, std
+
+
+def _describe(preset, algo):
+    """A short, complete account of a preset's settings for the table."""
+    a = dict(preset["agent"])
+    parts = [f"{a.pop('n_envs', 1)}x{a.pop('n_steps', 2048)}"]
+    parts += [f"{k}={v}" for k, v in sorted(a.items())]
+    opt = {k: v for k, v in preset["optimizer"].items() if k != "name"}
+    parts += [f"opt.{k}={v}" for k, v in sorted(opt.items())]
+    if algo == "trpo" and preset.get("value_optimizer"):
+        vo = {k: v for k, v in preset["value_optimizer"].items() if k != "name"}
+        parts += [f"vf_opt.{k}={v}" for k, v in sorted(vo.items())]
+    return ", ".join(parts)
+
+
+def write_report(data):
+    """presets_zoo.md from the JSON: one line per (row, variant), seeds listed."""
+    groups = {}
+    for run in data["runs"]:
+        groups.setdefault((run["row"], run["variant"]), []).append(run)
+    lines = [
+        "# Presets against rl-zoo (`benchmarks/bench_presets_zoo.py`)",
+        "",
+        f"Deterministic evaluation, {EVAL_EPISODES} episodes from seed {EVAL_SEED}; mean +/- "
+        "std (population) over training seeds. Each run in its own process, one at a time, on "
+        "a shared 2-core CPU. rl-zoo: its benchmark table (single runs, its own settings).",
+        "",
+        "| row | variant | steps | ours: mean +/- std | per seed | rl-zoo | fit s (mean) |",
+        "|---|---|---:|---:|---|---:|---:|",
+    ]
+    for row in ROWS:
+        for (r, variant), runs in sorted(groups.items()):
+            if r != row:
+                continue
+            runs = sorted(runs, key=lambda x: x["seed"])
+            mean, std = _stats([x["mean_return"] for x in runs])
+            seeds = ", ".join(f"{x['seed']}: {x['mean_return']:.1f}" for x in runs)
+            secs = sum(x["fit_seconds"] for x in runs) / len(runs)
+            lines.append(
+                f"| {row} | {variant} | {runs[0]['num_timesteps']} | {mean:.1f} +/- {std:.1f} "
+                f"| {seeds} | {ROWS[row][3]} | {secs:.0f} |"
+            )
+    lines += ["", "Settings of each variant (keras_trust arguments):", ""]
+    for (row, variant), runs in sorted(groups.items()):
+        lines.append(f"- {row} / {variant}: {_describe(runs[0]['preset'], ROWS[row][1])}")
+    notes = [f"- {row}: rl-zoo uses {note}" for row, (*_, note) in ROWS.items() if note]
+    lines += ["", "rl-zoo's settings keras_trust lacks (gSDE is not implemented):", "", *notes]
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(MD_PATH, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", nargs="+", default=[r for r in ROWS if r != "acrobot-ppo"])
+    parser.add_argument("--variants", nargs="+", default=["preset"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--force", action="store_true", help="rerun runs already recorded")
+    parser.add_argument("--list", action="store_true", help="print rows and variants")
+    parser.add_argument("--report", action="store_true", help="only rewrite the .md")
+    parser.add_argument("--worker", nargs=3, metavar=("ROW", "VARIANT", "SEED"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        row, variant, seed = args.worker
+        print("RESULT " + json.dumps(run_one(row, variant, int(seed))), flush=True)
+        return
+    data = load_results()
+    if args.list:
+        for row, spec in ROWS.items():
+            print(row, spec[:4], ["preset", *VARIANTS.get(row, {})])
+        return
+    if args.report:
+        write_report(data)
+        return
+    for row in args.rows:
+        for variant in args.variants:
+            if variant != "preset" and variant not in VARIANTS.get(row, {}):
+                print(f"skip {row}/{variant}: no such variant", flush=True)
+                continue
+            for seed in args.seeds:
+                done = [
+                    r
+                    for r in data["runs"]
+                    if (r["row"], r["variant"], r["seed"]) == (row, variant, seed)
+                ]
+                if done and not args.force:
+                    continue
+                cmd = [sys.executable, os.path.abspath(__file__), "--worker", row, variant, str(seed)]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+                if proc.returncode or not lines:
+                    print(f"{row}/{variant}/seed {seed} failed:\n{proc.stderr[-3000:]}", flush=True)
+                    continue
+                record = json.loads(lines[-1][len("RESULT ") :])
+                data["runs"] = [
+                    r
+                    for r in data["runs"]
+                    if (r["row"], r["variant"], r["seed"]) != (row, variant, seed)
+                ]
+                data["runs"].append(record)
+                save_results(data)
+                write_report(data)
+                print(
+                    f"{row}/{variant}/seed {seed}: {record['mean_return']:.1f} "
+                    f"({record['num_timesteps']} steps, {record['fit_seconds']} s)",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
