@@ -274,7 +274,19 @@ def test_evaluate_bad_episodes(agents, episodes):
 
 
 @pytest.mark.parametrize(
-    "env", [None, 3, object(), np.zeros(4), "NoSuchEnv-v0", lambda: 3, gym.make_vec("CartPole-v1")]
+    "env",
+    [
+        None,
+        3,
+        object(),
+        np.zeros(4),
+        "NoSuchEnv-v0",
+        lambda: 3,
+        # A vector env is evaluated over, but only in NEXT_STEP autoreset mode.
+        gym.vector.SyncVectorEnv(
+            [lambda: gym.make("CartPole-v1")], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+        ),
+    ],
 )
 def test_evaluate_non_env(agents, env):
     assert_clear_value_error(lambda: agents["cartpole"].evaluate(env, 1))

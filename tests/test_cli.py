@@ -11,6 +11,7 @@ import importlib.util
 import json
 import math
 import os
+import random
 import signal
 import struct
 import subprocess
@@ -274,38 +275,53 @@ def _wait_until(condition, proc, timeout=180.0):
         time.sleep(0.02)
 
 
-def test_resume_after_a_kill_ends_at_the_recorded_total(tmp_path):
-    out = tmp_path / "run"
+def test_kill9_at_random_moments_then_resume_ends_as_an_uninterrupted_run(tmp_path):
+    """`keras-trust train` killed (no chance to save) at random moments, resumed each time:
+    the run directory always loads, and the finished run has each epoch once in its
+    metrics and the same weights as the run repeated uninterrupted from its config."""
+    out, reference = tmp_path / "run", tmp_path / "reference"
     override = tmp_path / "small.json"
     override.write_text(json.dumps({"agent": {"n_envs": 4, "n_steps": 32, "batch_size": 64}}))
     per_epoch, epochs = 4 * 32, 40
-    args = ["train", "ppo", "CartPole-v1", "--config", override, "--timesteps", epochs * per_epoch,
-            "--seed", 5, "--save-freq", 1, "--eval-freq", 10, "--eval-episodes", 2, "--out", out,
-            "--verbose", 0]  # fmt: skip
+    command = ["train", "ppo", "CartPole-v1", "--config", override, "--timesteps",
+               epochs * per_epoch, "--seed", 5, "--save-freq", 1, "--eval-freq", 10,
+               "--eval-episodes", 2, "--out", out, "--verbose", 0]  # fmt: skip
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "keras_trust", *map(str, args)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    try:
-        # Killed (no chance to save) once a checkpoint and a few metrics rows exist.
-        _wait_until(lambda: (out / "agent.keras").exists() and len(_metrics(out)[1]) >= 3, proc)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    checkpoint = kt.load_agent(out / "agent.keras").num_timesteps
-    assert 0 < checkpoint < epochs * per_epoch
+    rng = random.Random(19)
+    kills = []
+    for attempt in range(3):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "keras_trust", *map(str, command)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        try:
+            _wait_until(lambda: (out / "config.json").exists(), proc)
+            if attempt == 2:  # at least one kill after a checkpoint
+                _wait_until(lambda: (out / "agent.keras").exists(), proc)
+            time.sleep(rng.uniform(0.0, 4.0))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        if (out / "agent.keras").exists():  # the run directory always loads
+            kills.append(kt.load_agent(out / "agent.keras").num_timesteps)
+        command = ["train", "--resume", out, "--verbose", 0]
+    assert kills and 0 < max(kills) < epochs * per_epoch, kills
 
-    result = _ok(_run("train", "--resume", out, "--verbose", 0))
-    assert f"Resuming {out} at step {checkpoint}" in result.stdout
-    assert kt.load_agent(out / "agent.keras").num_timesteps == epochs * per_epoch
-    _, rows = _metrics(out)  # each epoch once, whatever was logged after the checkpoint
+    result = _ok(_run(*command))
+    assert f"Resuming {out} at step {kills[-1]}" in result.stdout
+    finished = kt.load_agent(out / "agent.keras")
+    assert finished.num_timesteps == epochs * per_epoch
+    _, rows = _metrics(out)  # each epoch once, whatever was logged after each checkpoint
     assert [int(r["epoch"]) for r in rows] == list(range(epochs))
     assert [float(r["timesteps"]) for r in rows] == [per_epoch * (k + 1) for k in range(epochs)]
     assert [k for k, r in enumerate(rows) if r["eval_return"]] == [9, 19, 29, 39]
+
+    _ok(_run("train", "--config", out / "config.json", "--out", reference, "--verbose", 0))
+    uninterrupted = kt.load_agent(reference / "agent.keras")
+    for mine, theirs in zip(finished.get_weights(), uninterrupted.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
 
 
 def test_resume_refuses_options_that_change_the_run(run_dir, capsys):

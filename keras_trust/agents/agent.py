@@ -418,21 +418,35 @@ class Agent(keras.Model):
         self._check_built()
         return inference.predict_value(self, obs)
 
-    def evaluate(self, env, episodes=10, deterministic=True, seed=None):
+    def evaluate(self, env, episodes=10, deterministic=True, seed=None, n_envs=None):
         """Runs whole episodes and reports their returns.
 
+        The episodes run side by side over a vector env, one batched policy call per
+        vector step: an env runs several episodes only when `episodes > n_envs`.
+
         Args:
-            env: a gymnasium id, an Env or a zero-argument callable returning one.
+            env: a gymnasium id, a zero-argument callable returning an Env, a
+                `gymnasium.vector.VectorEnv` (NEXT_STEP autoreset; used as is), or an Env
+                instance (stepped alone).
             episodes: number of episodes. Defaults to `10`.
             deterministic: act by the distribution's mode. Defaults to `True`.
-            seed: seed of the first reset (episode k uses `seed + k`) and of sampling.
+            seed: seed of the first resets and of sampling. With `n_envs=1`, episode `k`
+                starts from `reset(seed=seed + k)`; over `n` envs, env `i` starts from
+                `reset(seed=seed + i)` and its later episodes from seeds derived from
+                that and their number (`rollout.env_state.episode_seed`). So with
+                `episodes <= n_envs` both give the same episodes.
+            n_envs: envs stepped together. Defaults to `min(episodes, 16)` for an id or a
+                callable (`rollout.evaluation.MAX_EVAL_ENVS`), the vector env's `num_envs`, or
+                1 for an Env instance.
 
         Returns:
             A dict with `mean_return`, `std_return`, `mean_length`, `returns`, `lengths`.
         """
         self._check_built()
         require_positive_int("episodes", episodes)
-        return inference.evaluate(self, env, episodes, deterministic, seed)
+        if n_envs is not None:
+            require_positive_int("n_envs", n_envs)
+        return inference.evaluate(self, env, episodes, deterministic, seed, n_envs)
 
     # ---------------------------------------------------------- saving / export
     def save(self, filepath, overwrite=True, **kwargs):

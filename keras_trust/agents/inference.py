@@ -10,8 +10,8 @@ import numpy as np
 
 from keras_trust.agents.recurrent_acting import RecurrentEpisodes
 from keras_trust.rollout import masks
-from keras_trust.rollout.envs import single_env
-from keras_trust.rollout.evaluation import run_episodes
+from keras_trust.rollout.envs import make_vector_env, single_env
+from keras_trust.rollout.evaluation import MAX_EVAL_ENVS, run_episodes, run_vectorized_episodes
 from keras_trust.spaces import is_image
 
 
@@ -41,17 +41,41 @@ def predict_value(agent, obs):
     return values[0] if single else values
 
 
-def evaluate(agent, env, episodes, deterministic, seed) -> dict:
+def evaluate(agent, env, episodes, deterministic, seed, n_envs=None) -> dict:
     """Whole episodes with the agent's policy: the env's masks applied, a recurrent
     policy's state carried through each episode and reset at its start.
 
+    Over a vector env (one batched `predict` per vector step,
+    `rollout.evaluation.run_vectorized_episodes`) unless `n_envs == 1` or `env` is a
+    single `Env` instance, which is stepped alone.
+
     Raises:
-        ValueError: `env` is not an env (id, Env, callable), or its observation or action
-            space differs from the agent's (in kind, shape, or number of actions).
+        ValueError: `env` is not an env (id, Env, callable, VectorEnv), or its observation
+            or action space differs from the agent's (in kind, shape, or number of actions).
     """
+    single = n_envs == 1 or (isinstance(env, gym.Env) and n_envs is None)
+    if not single:
+        if n_envs is None:
+            n_envs = env.num_envs if isinstance(env, gym.vector.VectorEnv) else None
+        n_envs = n_envs or min(int(episodes), MAX_EVAL_ENVS)
+        envs, owned = make_vector_env(env, int(n_envs))
+        try:
+            check_env_spaces(agent, envs.single_observation_space, envs.single_action_space)
+            return run_vectorized_episodes(
+                agent.predict,
+                envs,
+                episodes,
+                deterministic=deterministic,
+                seed=seed,
+                mask_size=agent.action_distribution.mask_size if agent.masked else None,
+                initial_state=agent.initial_state if agent.recurrent else None,
+            )
+        finally:
+            if owned:
+                envs.close()
     env, owned = single_env(env)
     try:
-        check_env_spaces(agent, env)
+        check_env_spaces(agent, env.observation_space, env.action_space)
         run = masks.run_masked_episodes if agent.masked else run_episodes
         if not agent.recurrent:
             return run(agent.predict, env, episodes, deterministic, seed)
@@ -62,11 +86,11 @@ def evaluate(agent, env, episodes, deterministic, seed) -> dict:
             env.close()
 
 
-def check_env_spaces(agent, env) -> None:
-    """ValueError unless `env`'s spaces fit the agent's (bounds may differ)."""
+def check_env_spaces(agent, observation_space, action_space) -> None:
+    """ValueError unless an env's spaces fit the agent's (bounds may differ)."""
     for what, ours, theirs in (
-        ("observation", agent.observation_space, env.observation_space),
-        ("action", agent.action_space, env.action_space),
+        ("observation", agent.observation_space, observation_space),
+        ("action", agent.action_space, action_space),
     ):
         if not _same_kind(ours, theirs):
             raise ValueError(

@@ -192,8 +192,12 @@ def resumable(env) -> bool:
     True for what keras_trust wraps itself: an id, a callable, an `Env` instance; False
     for a user's `VectorEnv`, whose sub-envs it cannot reach.
     """
+    from keras_trust.rollout.envpool_source import is_envpool_source
+
+    if is_envpool_source(env):
+        return False
     if isinstance(env, str):
-        return not env.startswith("envpool:")
+        return True
     return not isinstance(env, gym.vector.VectorEnv) and (isinstance(env, gym.Env) or callable(env))
 
 

@@ -77,9 +77,10 @@ def run_vectorized_episodes(
     With gymnasium's NEXT_STEP autoreset, the step after an episode ends only resets
     that env (its action is ignored and it pays 0), so that step is not counted.
 
-    With `seed`, env `i` starts from `reset(seed=seed + i)` (later episodes continue its
-    random stream), so with one episode per env the returns are those of
-    `run_episodes(..., seed=seed)`, episode `k` on env `k`.
+    With `seed`, env `i` starts from `reset(seed=seed + i)`; for the envs keras_trust
+    builds, its later episodes start from `rollout.env_state.episode_seed(seed + i, e)`
+    (a user's vector env continues its own streams). With one episode per env the
+    returns are those of `run_episodes(..., seed=seed)`, episode `k` on env `k`.
 
     Args:
         predict: the agent's `predict` (observation batch in, action batch out).
