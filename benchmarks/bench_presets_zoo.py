@@ -94,8 +94,24 @@ def _zoo(algo, agent, optimizer=None, value_optimizer=None):
 # rl-zoo's `normalize: true` is VecNormalize on observations and rewards.
 NORM = {"normalize_observations": True, "normalize_rewards": True}
 
+
+
+def _over(agent=None, optimizer=None, value_optimizer=None):
+    """A variant: the shipped preset with some of its sections' entries replaced."""
+
+    def make(preset):
+        for key, entries in (("agent", agent), ("optimizer", optimizer)):
+            preset[key] = {**preset.get(key, {}), **(entries or {})}
+        if value_optimizer:
+            preset["value_optimizer"] = {**preset["value_optimizer"], **value_optimizer}
+        return preset
+
+    return make
+
+
 # row: {variant: a function of the shipped preset giving the variant's preset}.
-# "preset" (the shipped one) is implicit for every row.
+# "preset" (the shipped one) is implicit for every row; the others are rl-zoo's settings
+# ("zoo") and the candidates tried against rl-zoo's figure.
 VARIANTS = {
     "pendulum-ppo": {
         "zoo": lambda p: _zoo(
@@ -103,14 +119,24 @@ VARIANTS = {
             {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "gae_lambda": 0.95},
             {"learning_rate": 1e-3},
         ),
+        "8x256": _over({"n_envs": 8, "n_steps": 256, "batch_size": 256}),
+        "lin_lr": _over(optimizer={"learning_rate": "lin_1e-3"}),
+        "8x256_lin": _over(
+            {"n_envs": 8, "n_steps": 256, "batch_size": 256}, {"learning_rate": "lin_1e-3"}
+        ),
     },
     "pendulum-trpo": {
         "zoo": lambda p: _zoo(
             "trpo", {"n_envs": 2, "n_steps": 1024, "gamma": 0.9, "value_epochs": 15}
         ),
+        "8x256": _over({"n_envs": 8, "n_steps": 256}),
+        "kl03": _over(optimizer={"max_kl": 0.03}),
+        "8x256_kl03": _over({"n_envs": 8, "n_steps": 256}, {"max_kl": 0.03}),
     },
     "acrobot-trpo": {
         "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 1024, **NORM}),
+        "8x256": _over({"n_envs": 8, "n_steps": 256}),
+        "kl03": _over(optimizer={"max_kl": 0.03}),
     },
     "acrobot-ppo": {
         "zoo": lambda p: _zoo(
@@ -136,9 +162,20 @@ VARIANTS = {
             },
             {"learning_rate": 7.77e-5},
         ),
+        # Without gSDE's state-dependent noise, exploration is a wide Gaussian's.
+        "4x256_std": _over(
+            {"n_envs": 4, "n_steps": 256, "batch_size": 256, "gamma": 0.99, "log_std_init": 1.0},
+            {"learning_rate": 1e-3},
+        ),
+        "4x256": _over(
+            {"n_envs": 4, "n_steps": 256, "batch_size": 256, "gamma": 0.99},
+            {"learning_rate": 1e-3},
+        ),
     },
     "mcc-trpo": {
         "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 2048, **NORM}),
+        "4x512_std": _over({"n_envs": 4, "n_steps": 512, "log_std_init": 1.0}),
+        "4x512": _over({"n_envs": 4, "n_steps": 512}),
     },
 }
 
@@ -233,8 +270,8 @@ def write_report(data):
         "std (population) over training seeds. Each run in its own process, one at a time, on "
         "a shared 2-core CPU. rl-zoo: its benchmark table (single runs, its own settings).",
         "",
-        "| row | variant | steps | ours: mean +/- std | per seed | rl-zoo | fit s (mean) |",
-        "|---|---|---:|---:|---|---:|---:|",
+        "| row | variant | steps | seeds | ours: mean +/- std | per seed | rl-zoo | fit s (mean) |",
+        "|---|---|---:|---:|---:|---|---:|---:|",
     ]
     for row in ROWS:
         for (r, variant), runs in sorted(groups.items()):
@@ -245,7 +282,8 @@ def write_report(data):
             seeds = ", ".join(f"{x['seed']}: {x['mean_return']:.1f}" for x in runs)
             secs = sum(x["fit_seconds"] for x in runs) / len(runs)
             lines.append(
-                f"| {row} | {variant} | {runs[0]['num_timesteps']} | {mean:.1f} +/- {std:.1f} "
+                f"| {row} | {variant} | {runs[0]['num_timesteps']} | {len(runs)} "
+                f"| {mean:.1f} +/- {std:.1f} "
                 f"| {seeds} | {ROWS[row][3]} | {secs:.0f} |"
             )
     lines += ["", "Settings of each variant (keras_trust arguments):", ""]
@@ -300,6 +338,7 @@ def main(argv=None):
                     print(f"{row}/{variant}/seed {seed} failed:\n{proc.stderr[-3000:]}", flush=True)
                     continue
                 record = json.loads(lines[-1][len("RESULT ") :])
+                data = load_results()  # what other invocations have written meanwhile
                 data["runs"] = [
                     r
                     for r in data["runs"]
