@@ -384,11 +384,16 @@ def _presets(args) -> int:
 
 
 def main(argv=None) -> int:
-    from keras_trust.performance import single_threaded_xla_cpu
+    from keras_trust.performance import persistent_compilation_cache, single_threaded_xla_cpu
 
     # The command owns its process: it opts in to the faster single-threaded XLA CPU
-    # matmuls for the agents' small networks (a library import never does).
+    # matmuls for the agents' small networks and to XLA's on-disk cache of compiled
+    # functions, so a second run skips most of the warm-up (a library import does neither).
     single_threaded_xla_cpu()
+    try:
+        persistent_compilation_cache()
+    except OSError:  # no writable cache directory: compile as usual
+        pass
     args = _parser().parse_args(argv)
     handlers = {
         "train": _train,
