@@ -1,14 +1,11 @@
 """Recurrent policies learn CartPole-v1 with the velocities hidden (observation [x, theta]).
 
 Without the velocities the task is partially observable: a feed-forward policy cannot
-tell which way the pole moves, a recurrent one can infer it. Settings (seed 0, 2-core
-CPU): 16 envs x 32 steps, minibatches of 8 whole sequences, 10 epochs, Adam 3e-3, a
-Dense(64, tanh) encoder before a 64-unit cell, separate policy and value torsos.
-Measured: PPO with a GRUCell, deterministic return 500 at 60k steps; feed-forward PPO
-with the same settings stays far below (see the test). TRPO with GRUCell torsos (8 envs x
-128 steps, max_kl 0.02, Fisher products by double backprop): 500 at 100k steps. PPO with
-an LSTMCell did not reach 475 within 100k steps in the settings tried (310 with the ones
-above; 174 with Adam 5e-3): it is not claimed here.
+tell which way the pole moves, a recurrent one can infer it. Each test's settings and
+seed are the ones measured in `docs/recurrent.md` (2-core CPU): GRU torsos with a tanh
+encoder for PPO and TRPO, and an LSTM with rl-zoo's ppo_lstm CartPoleNoVel-v1 settings
+(the LSTM followed by a ReLU layer, as in sb3-contrib's RecurrentPPO, observations
+normalized, linear learning-rate and clip schedules).
 """
 
 import gymnasium as gym
@@ -31,6 +28,10 @@ class NoVelocity(gym.ObservationWrapper):
         return obs[[0, 2]].astype(np.float32)
 
 
+# rl-zoo's ppo_lstm budget on CartPoleNoVel-v1 is 100k steps.
+LSTM_STEPS = 100_000
+
+
 def no_velocity_cartpole():
     return NoVelocity(gym.make("CartPole-v1"))
 
@@ -44,7 +45,15 @@ def torso(cell):
 
 
 def ppo(policy, value):
-    agent = kt.PPO(policy=policy, value=value, n_envs=16, n_steps=32, batch_size=256, epochs=10)
+    agent = kt.PPO(
+        policy=policy,
+        value=value,
+        n_envs=16,
+        n_steps=32,
+        batch_size=256,
+        epochs=10,
+        normalize_observations=True,
+    )
     agent.compile(optimizer=keras.optimizers.Adam(3e-3, epsilon=1e-5))
     return agent
 
@@ -64,10 +73,43 @@ def test_recurrent_ppo_learns_and_feed_forward_does_not():
 @pytest.mark.slow
 def test_recurrent_trpo_learns():
     keras.utils.set_random_seed(0)
-    agent = kt.TRPO(policy=torso("gru"), value=torso("gru"), n_envs=8, n_steps=128, batch_size=256)
+    agent = kt.TRPO(
+        policy=torso("gru"),
+        value=torso("gru"),
+        n_envs=8,
+        n_steps=128,
+        batch_size=256,
+        normalize_observations=True,
+    )
     agent.compile(
         optimizer=kt.optimizers.TrustRegion(max_kl=0.02, cg_iters=15, fvp_method="double_backprop")
     )
     agent.fit(no_velocity_cartpole, 100_000, verbose=0, seed=0)
+    result = agent.evaluate(no_velocity_cartpole, episodes=10, seed=1000)
+    assert result["mean_return"] >= 475.0, result
+
+
+def lstm_then_relu():
+    # sb3-contrib's RecurrentPPO layout: the LSTM on the observation, its MLP after it.
+    decoder = keras.Sequential([keras.layers.Dense(64, activation="relu")])
+    return kt.networks.RecurrentTorso(keras.layers.LSTMCell(64), decoder=decoder)
+
+
+@pytest.mark.slow
+def test_lstm_ppo_learns_with_rl_zoo_settings():
+    steps = LSTM_STEPS
+    keras.utils.set_random_seed(0)
+    shape = dict(n_envs=8, n_steps=32, batch_size=256, epochs=20, gamma=0.98, gae_lambda=0.8)
+    optimizer_steps = kt.presets.optimizer_steps(kt.PPO(**shape), "optimizer", steps)
+    agent = kt.PPO(
+        policy=lstm_then_relu(),
+        value=lstm_then_relu(),
+        **shape,
+        clip_ratio=kt.schedules.LinearSchedule(0.2, optimizer_steps),
+        normalize_observations=True,
+    )
+    learning_rate = kt.schedules.LinearSchedule(1e-3, optimizer_steps)
+    agent.compile(optimizer=keras.optimizers.Adam(learning_rate, epsilon=1e-5))
+    agent.fit(no_velocity_cartpole, steps, verbose=0, seed=0)
     result = agent.evaluate(no_velocity_cartpole, episodes=10, seed=1000)
     assert result["mean_return"] >= 475.0, result
