@@ -124,6 +124,8 @@ VARIANTS = {
         "8x256_lin": _over(
             {"n_envs": 8, "n_steps": 256, "batch_size": 256}, {"learning_rate": "lin_1e-3"}
         ),
+        "8x256_b64": _over({"n_envs": 8, "n_steps": 256, "batch_size": 64}),
+        "8x256_ls": _over({"n_envs": 8, "n_steps": 256, "batch_size": 256, "log_std_init": -0.5}),
     },
     "pendulum-trpo": {
         "zoo": lambda p: _zoo(
@@ -162,6 +164,10 @@ VARIANTS = {
             },
             {"learning_rate": 7.77e-5},
         ),
+        "before": _over(
+            {"n_envs": 16, "n_steps": 512, "batch_size": 512, "gamma": 0.999},
+            {"learning_rate": 3e-4},
+        ),
         # Without gSDE's state-dependent noise, exploration is a wide Gaussian's.
         "4x256_std": _over(
             {"n_envs": 4, "n_steps": 256, "batch_size": 256, "gamma": 0.99, "log_std_init": 1.0},
@@ -175,7 +181,12 @@ VARIANTS = {
     "mcc-trpo": {
         "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 2048, **NORM}),
         "4x512_std": _over({"n_envs": 4, "n_steps": 512, "log_std_init": 1.0}),
-        "4x512": _over({"n_envs": 4, "n_steps": 512}),
+        "4x512": _over({"n_envs": 4, "n_steps": 512, "log_std_init": 0.0}),
+        # The preset before this comparison.
+        "before": lambda p: {
+            **p,
+            "agent": {**{k: v for k, v in p["agent"].items() if k != "log_std_init"}, "n_envs": 16},
+        },
     },
 }
 
@@ -273,8 +284,10 @@ def write_report(data):
         "| row | variant | steps | seeds | ours: mean +/- std | per seed | rl-zoo | fit s (mean) |",
         "|---|---|---:|---:|---:|---|---:|---:|",
     ]
+    first = {"preset": 0, "before": 1, "zoo": 2}
+    order = sorted(groups.items(), key=lambda kv: (first.get(kv[0][1], 3), kv[0][1]))
     for row in ROWS:
-        for (r, variant), runs in sorted(groups.items()):
+        for (r, variant), runs in order:
             if r != row:
                 continue
             runs = sorted(runs, key=lambda x: x["seed"])
