@@ -95,7 +95,6 @@ def _zoo(algo, agent, optimizer=None, value_optimizer=None):
 NORM = {"normalize_observations": True, "normalize_rewards": True}
 
 
-
 def _over(agent=None, optimizer=None, value_optimizer=None):
     """A variant: the shipped preset with some of its sections' entries replaced."""
 
@@ -138,7 +137,8 @@ VARIANTS = {
     "acrobot-trpo": {
         "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 1024, **NORM}),
         "8x256": _over({"n_envs": 8, "n_steps": 256}),
-        "kl03": _over(optimizer={"max_kl": 0.03}),
+        "kl03": _over({"n_envs": 16}, {"max_kl": 0.03}),
+        "before": _over({"n_envs": 16}),
     },
     "acrobot-ppo": {
         "zoo": lambda p: _zoo(
@@ -294,14 +294,23 @@ def write_report(data):
             mean, std = _stats([x["mean_return"] for x in runs])
             seeds = ", ".join(f"{x['seed']}: {x['mean_return']:.1f}" for x in runs)
             secs = sum(x["fit_seconds"] for x in runs) / len(runs)
+            shipped = " (= shipped)" if runs[0]["preset"] == variant_preset(row, "preset") else ""
             lines.append(
-                f"| {row} | {variant} | {runs[0]['num_timesteps']} | {len(runs)} "
+                f"| {row} | {variant}{shipped} | {runs[0]['num_timesteps']} | {len(runs)} "
                 f"| {mean:.1f} +/- {std:.1f} "
                 f"| {seeds} | {ROWS[row][3]} | {secs:.0f} |"
             )
     lines += ["", "Settings of each variant (keras_trust arguments):", ""]
     for (row, variant), runs in sorted(groups.items()):
         lines.append(f"- {row} / {variant}: {_describe(runs[0]['preset'], ROWS[row][1])}")
+    checks = data.get("checks", [])
+    if checks:  # one-off runs at other budgets (e.g. a learning test's), recorded by hand
+        lines += ["", "Checks at other budgets (seed, steps, return):", ""]
+        lines += [
+            f"- {c['row']} / {c['variant']}: seed {c['seed']}, {c['steps']} steps, "
+            f"{c['mean_return']:.1f} ({c['why']})"
+            for c in checks
+        ]
     notes = [f"- {row}: rl-zoo uses {note}" for row, (*_, note) in ROWS.items() if note]
     lines += ["", "rl-zoo's settings keras_trust lacks (gSDE is not implemented):", "", *notes]
     os.makedirs(RESULTS, exist_ok=True)
@@ -317,7 +326,9 @@ def main(argv=None):
     parser.add_argument("--force", action="store_true", help="rerun runs already recorded")
     parser.add_argument("--list", action="store_true", help="print rows and variants")
     parser.add_argument("--report", action="store_true", help="only rewrite the .md")
-    parser.add_argument("--worker", nargs=3, metavar=("ROW", "VARIANT", "SEED"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("ROW", "VARIANT", "SEED"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.worker:
         row, variant, seed = args.worker
@@ -344,7 +355,14 @@ def main(argv=None):
                 ]
                 if done and not args.force:
                     continue
-                cmd = [sys.executable, os.path.abspath(__file__), "--worker", row, variant, str(seed)]
+                cmd = [
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    "--worker",
+                    row,
+                    variant,
+                    str(seed),
+                ]
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
                 if proc.returncode or not lines:
