@@ -144,6 +144,8 @@ def unpack(data) -> dict | None:
         with np.load(io.BytesIO(np.asarray(data, dtype=np.uint8).tobytes())) as archive:
             return {k: archive[k] for k in archive.files}
     except (ValueError, OSError) as exc:
-        warnings.warn(f"The saved env state could not be read ({exc}); fit starts fresh "
-                      "episodes.", stacklevel=2)
+        warnings.warn(
+            f"The saved env state could not be read ({exc}); fit starts fresh episodes.",
+            stacklevel=2,
+        )
         return None

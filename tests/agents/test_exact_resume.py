@@ -83,7 +83,7 @@ def second_halves(paths: dict) -> None:
 
 def _in_new_process(paths: dict) -> dict:
     code = f"import sys; sys.path.insert(0, {HERE!r}); import test_exact_resume as t; "
-    code += f"t.second_halves({ {a: str(p) for a, p in paths.items()} !r})"
+    code += f"t.second_halves({ {a: str(p) for a, p in paths.items()}!r})"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900
