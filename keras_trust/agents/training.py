@@ -27,7 +27,8 @@ def start(agent, sampler, env, seed) -> bool:
     run then goes on exactly as if it had not stopped. Otherwise they start fresh
     episodes: seeded with the seed itself for a new agent, and with one derived from
     the seed and the epoch count for a trained one (so a resumed run does not repeat
-    its first episodes). Returns whether the episodes were continued.
+    its first episodes), also when a replay fails. Returns whether the episodes were
+    continued.
     """
     count = getattr(sampler, "num_envs", None)
     if count is not None and agent.n_envs == 1 and count != 1:
@@ -37,8 +38,11 @@ def start(agent, sampler, env, seed) -> bool:
     elif not agent.built:
         agent.set_seed(np.random.SeedSequence().entropy % (2**62))
     state = continuable_state(agent, env)
+    # A trained agent's envs start from a seed of its epoch count, so fresh episodes (no
+    # state, or a replay that fails) are not its first ones again; a restore replaces
+    # each env's base seed with the saved one.
     env_seed = agent.seed
-    if state is None and agent.epochs_trained > 0:
+    if agent.epochs_trained > 0:
         env_seed = episode_seed(agent.seed, agent.epochs_trained)
     spaces = sampler.start(env, agent.n_envs, env_seed)
     masked = agent.use_action_masks and sampler.action_masks
