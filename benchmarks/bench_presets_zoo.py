@@ -51,7 +51,15 @@ ROWS = {
     "acrobot-ppo": ("Acrobot-v1", "ppo", 1_000_000, -73.5, ""),
     "mcc-ppo": ("MountainCarContinuous-v0", "ppo", 20_000, 88.0, "gSDE, log_std_init -3.29"),
     "mcc-trpo": ("MountainCarContinuous-v0", "trpo", 50_000, 92.5, "gSDE (sde_sample_freq 4)"),
+    # MuJoCo: rl-zoo's table is for the -v3 envs (mujoco-py); ours are gymnasium's -v5.
+    "halfcheetah-ppo": ("HalfCheetah-v5", "ppo", 1_000_000, 5819.0, "-v3, ortho_init=False"),
+    "hopper-ppo": ("Hopper-v5", "ppo", 1_000_000, 2410.0, "-v3, ortho_init=False"),
+    "walker-ppo": ("Walker2d-v5", "ppo", 1_000_000, 3479.0, "-v3"),
+    "halfcheetah-trpo": ("HalfCheetah-v5", "trpo", 1_000_000, 1785.0, "-v3"),
+    "hopper-trpo": ("Hopper-v5", "trpo", 1_000_000, 3618.0, "-v3"),
+    "walker-trpo": ("Walker2d-v5", "trpo", 1_000_000, 4933.0, "-v3"),
 }
+MUJOCO_ROWS = [r for r in ROWS if ROWS[r][0].endswith("-v5")]
 
 # SB3's PPO and sb3-contrib's TRPO defaults, which rl-zoo's yml files leave implicit.
 SB3_PPO = {
@@ -93,6 +101,18 @@ def _zoo(algo, agent, optimizer=None, value_optimizer=None):
 
 # rl-zoo's `normalize: true` is VecNormalize on observations and rewards.
 NORM = {"normalize_observations": True, "normalize_rewards": True}
+# rl-zoo's MuJoCo PPO policy_kwargs (less ortho_init=False: our layers stay orthogonal).
+ZOO_MUJOCO_NET = {"hidden_sizes": [256, 256], "activation": "relu", "log_std_init": -2.0}
+
+
+def _zoo_mujoco_trpo(max_kl=0.01):
+    """rl-zoo's MuJoCo TRPO settings (its pybullet defaults; target_kl per env)."""
+    return lambda p: _zoo(
+        "trpo",
+        {"n_envs": 2, "n_steps": 1024, "batch_size": 128, "value_epochs": 20, **NORM},
+        {"cg_iters": 25, "cg_damping": 0.1, "max_kl": max_kl},
+        {"learning_rate": 1e-3},
+    )
 
 
 def _over(agent=None, optimizer=None, value_optimizer=None):
@@ -178,6 +198,48 @@ VARIANTS = {
             {"learning_rate": 1e-3},
         ),
     },
+    "halfcheetah-ppo": {
+        "zoo": lambda p: _zoo(
+            "ppo",
+            {
+                "n_envs": 1,
+                "n_steps": 512,
+                "batch_size": 64,
+                "gamma": 0.98,
+                "gae_lambda": 0.92,
+                "ent_coef": 0.000401762,
+                "clip_ratio": 0.1,
+                "epochs": 20,
+                "max_grad_norm": 0.8,
+                "vf_coef": 0.58096,
+                **ZOO_MUJOCO_NET,
+                **NORM,
+            },
+            {"learning_rate": 2.0633e-5},
+        ),
+    },
+    "walker-ppo": {
+        "zoo": lambda p: _zoo(
+            "ppo",
+            {
+                "n_envs": 1,
+                "n_steps": 512,
+                "batch_size": 32,
+                "gamma": 0.99,
+                "gae_lambda": 0.95,
+                "ent_coef": 0.000585045,
+                "clip_ratio": 0.1,
+                "epochs": 20,
+                "max_grad_norm": 1.0,
+                "vf_coef": 0.871923,
+                **NORM,
+            },
+            {"learning_rate": 5.05041e-5},
+        ),
+    },
+    "halfcheetah-trpo": {"zoo": _zoo_mujoco_trpo(0.04)},
+    "hopper-trpo": {"zoo": _zoo_mujoco_trpo()},
+    "walker-trpo": {"zoo": _zoo_mujoco_trpo()},
     "mcc-trpo": {
         "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 2048, **NORM}),
         "4x512_std": _over({"n_envs": 4, "n_steps": 512, "log_std_init": 1.0}),
@@ -320,7 +382,12 @@ def write_report(data):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", nargs="+", default=[r for r in ROWS if r != "acrobot-ppo"])
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        default=[r for r in ROWS if r != "acrobot-ppo" and r not in MUJOCO_ROWS],
+        help="rows to run; the 1M-step MuJoCo and Acrobot PPO rows only when named",
+    )
     parser.add_argument("--variants", nargs="+", default=["preset"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--force", action="store_true", help="rerun runs already recorded")

@@ -27,7 +27,7 @@ ENV_STATE_KEY = "env_state"
 
 HYPERPARAMETERS = (
     "n_envs n_steps batch_size gamma gae_lambda normalize_observations normalize_rewards "
-    "normalize_advantage hidden_sizes log_std_init use_action_masks"
+    "normalize_advantage hidden_sizes activation log_std_init use_action_masks"
 ).split()
 
 
@@ -41,7 +41,7 @@ class Agent(keras.Model):
 
     Args:
         policy: Keras model mapping an observation batch to a feature batch; the agent
-            adds the distribution head. `None` gives an MLP (`hidden_sizes`, tanh).
+            adds the distribution head. `None` gives an MLP (`hidden_sizes`, `activation`).
         value: the same for the critic (a scalar head is added).
         n_envs: copies of the environment stepped together. Defaults to `1`.
         n_steps: steps per env per rollout (one rollout + update = one epoch).
@@ -52,6 +52,8 @@ class Agent(keras.Model):
         normalize_rewards: scale rewards by the running std of the discounted return.
         normalize_advantage: standardize advantages. Defaults to `True`.
         hidden_sizes: layer sizes of the default MLPs. Defaults to `(64, 64)`.
+        activation: the default MLPs' activation, a Keras activation name (rl-zoo's
+            MuJoCo PPO settings use `"relu"`). Defaults to `"tanh"`.
         log_std_init: initial log-std of Gaussian policies. Defaults to `0.0`.
         action_distribution: the name of a distribution for the action space other
             than its default, e.g. `"squashed_gaussian"` for bounded Box actions.
@@ -73,6 +75,7 @@ class Agent(keras.Model):
         normalize_rewards=False,
         normalize_advantage=True,
         hidden_sizes=(64, 64),
+        activation="tanh",
         log_std_init=0.0,
         action_distribution=None,
         use_action_masks=True,
@@ -81,7 +84,7 @@ class Agent(keras.Model):
         kwargs.setdefault("name", type(self).__name__.lower())
         super().__init__(**kwargs)
         check_agent_arguments(
-            policy, value, n_envs, n_steps, batch_size, gamma, gae_lambda, hidden_sizes
+            policy, value, n_envs, n_steps, batch_size, gamma, gae_lambda, hidden_sizes, activation
         )
         self.n_envs = int(n_envs)
         self.n_steps = int(n_steps)
@@ -92,6 +95,7 @@ class Agent(keras.Model):
         self.normalize_rewards = bool(normalize_rewards)
         self.normalize_advantage = bool(normalize_advantage)
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
+        self.activation = activation
         self.log_std_init = float(log_std_init)
         # A kind's name (e.g. "squashed_gaussian"); checked against the space at build.
         require(

@@ -56,7 +56,14 @@ class Networks(NamedTuple):
 
 
 def build_networks(
-    policy, value, hidden_sizes, normalize_observations, normalize_rewards, obs_format, dist
+    policy,
+    value,
+    hidden_sizes,
+    normalize_observations,
+    normalize_rewards,
+    obs_format,
+    dist,
+    activation="tanh",
 ) -> Networks:
     """Torsos (the user's models, or defaults), heads and normalizers for the spaces.
 
@@ -85,8 +92,8 @@ def build_networks(
         reward_normalizer = RunningNormalization(center=False, name="reward_normalizer")
         reward_normalizer.build((None,))
     return Networks(
-        policy or default_torso(obs_format, hidden_sizes, name="policy_mlp"),
-        value or default_torso(obs_format, hidden_sizes, name="value_mlp"),
+        policy or default_torso(obs_format, hidden_sizes, name="policy_mlp", activation=activation),
+        value or default_torso(obs_format, hidden_sizes, name="value_mlp", activation=activation),
         dist.make_head(),
         value_head(),
         obs_normalizer,
@@ -136,6 +143,7 @@ def build_agent(agent, observation_space, action_space, masked) -> None:
         agent.normalize_rewards,
         obs_format,
         dist,
+        activation=agent.activation,
     )
     agent.policy_torso, agent.value_torso, agent.policy_head, agent.value_head = built[:4]
     agent.obs_normalizer, agent.leaf_normalizers, agent.reward_normalizer = built[4:]

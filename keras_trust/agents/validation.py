@@ -19,7 +19,7 @@ def require_positive_int(name: str, value) -> None:
 
 
 def check_agent_arguments(
-    policy, value, n_envs, n_steps, batch_size, gamma, gae_lambda, hidden_sizes
+    policy, value, n_envs, n_steps, batch_size, gamma, gae_lambda, hidden_sizes, activation="tanh"
 ) -> None:
     """The checks of `Agent.__init__`, before anything is built."""
     for name, x in (("n_envs", n_envs), ("n_steps", n_steps), ("batch_size", batch_size)):
@@ -42,3 +42,16 @@ def check_agent_arguments(
         len(hidden_sizes) >= 1 and all(int(h) >= 1 for h in hidden_sizes),
         f"hidden_sizes must be positive integers. Received: {hidden_sizes}",
     )
+    require(
+        isinstance(activation, str) and _is_activation(activation),
+        f"activation must be the name of a Keras activation, e.g. 'tanh' or 'relu'. "
+        f"Received: activation={activation!r}",
+    )
+
+
+def _is_activation(name: str) -> bool:
+    try:
+        keras.activations.get(name)
+    except (ValueError, TypeError):
+        return False
+    return True

@@ -53,11 +53,11 @@ class MultiInputTorso(keras.Model):
         return self.head(x)
 
 
-def default_torso(observation_format, hidden_sizes, name) -> keras.Model:
+def default_torso(observation_format, hidden_sizes, name, activation="tanh") -> keras.Model:
     """The default torso for an `ObservationFormat`'s space."""
     leaves = observation_format.leaves
     if not observation_format.nested:
         if is_image(leaves[0]):
             return image_encoder(_image_shape(leaves[0]), name=name)
-        return mlp(hidden_sizes, name=name)
-    return MultiInputTorso(leaves, hidden_sizes, name=name)
+        return mlp(hidden_sizes, activation, name=name)
+    return MultiInputTorso(leaves, hidden_sizes, activation, name=name)

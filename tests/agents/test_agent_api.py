@@ -722,3 +722,28 @@ def test_agent_checkpoint_saves_every_second_epoch_without_leftovers(tmp_path):
     obs = cartpole_observations()
     assert kt.load_agent(tmp_path / "agent-2.keras").num_timesteps == 32
     assert loaded.predict(obs).shape == (len(obs),)
+
+
+def test_activation_builds_relu_mlps_that_survive_save_load(tmp_path):
+    """`activation="relu"` (rl-zoo's MuJoCo PPO networks): the default torsos compute
+    relu(W2 relu(W1 x + b1) + b2), checked against NumPy with the layers' own weights,
+    and a saved agent loads with the same activation and outputs."""
+    agent = small_ppo(hidden_sizes=(8, 8), activation="relu")
+    agent.fit("CartPole-v1", 64, verbose=0, seed=0)
+    obs = cartpole_observations()
+    for torso in (agent.policy_torso, agent.value_torso):
+        (w1, b1), (w2, b2) = [
+            [np.array(v) for v in layer.weights] for layer in torso.layers if layer.weights
+        ]
+        expected = np.maximum(np.maximum(obs @ w1 + b1, 0) @ w2 + b2, 0)
+        np.testing.assert_allclose(np.array(torso(obs)), expected, rtol=1e-5, atol=1e-6)
+    # tanh would give negative features; relu features are >= 0 and some are exactly 0.
+    features = np.array(agent.policy_torso(obs))
+    assert (features >= 0).all() and (features == 0).any()
+    path = tmp_path / "relu.keras"
+    agent.save(path)
+    loaded = kt.load_agent(path)
+    assert loaded.activation == "relu" and loaded.get_config()["activation"] == "relu"
+    np.testing.assert_array_equal(
+        np.array(loaded.policy_torso(obs)), np.array(agent.policy_torso(obs))
+    )

@@ -47,6 +47,8 @@ CONSTRUCTOR_CASES = [
     (kt.PPO, {"ent_coef": -0.01}, "ent_coef"),
     (kt.PPO, {"kl_penalty": "yes"}, "kl_penalty"),
     (kt.PPO, {"policy": "mlp"}, "policy must be a Keras model"),
+    (kt.PPO, {"activation": "nope"}, "activation must be the name of a Keras activation"),
+    (kt.TRPO, {"activation": 3}, "activation must be the name"),
 ]
 
 
