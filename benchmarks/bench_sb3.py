@@ -1,15 +1,24 @@
-"""keras_trust versus Stable-Baselines3 / sb3-contrib, side by side on this machine.
+"""keras_trust versus Stable-Baselines3 / sb3-contrib and SBX, side by side on this machine.
 
-Both libraries run with identical hyperparameters (SB3's PPO defaults; sb3-contrib's TRPO
+All libraries run with identical hyperparameters (SB3's PPO defaults; sb3-contrib's TRPO
 defaults: the keras_trust defaults were chosen to equal them, and `sb3_kl_terms` converts
-sb3-contrib's per-dimension KL), alternately, each run in
-its own subprocess (so peak memory is per run), over several seeds. Written to
-`benchmarks/results/sb3.json`, `sb3.md` and `sb3_<env>_<algo>.png`.
+sb3-contrib's per-dimension KL), alternately, each run in its own subprocess (so peak memory
+is per run), over several seeds. SBX (`sbx-rl`, Stable-Baselines-Jax) has PPO only: it gets
+SB3's PPO arguments and SB3's weight init (`_sbx_sb3_init_modules`); what still differs is
+in `SBX_NOTES` (and in the Markdown). Written to `benchmarks/results/sb3.json`, `sb3.md` and
+`sb3_<env>_<algo>.png`, or to the `--out` prefix.
 
-Usage (needs the `bench` extra: `pip install -e ".[bench]"`):
+Each library's worker runs in its own interpreter: keras_trust's in this one
+(`sys.executable`), SB3's in `--sb3-python`, SBX's in `--sbx-python`. A worker imports numpy,
+gymnasium and its own library only (never keras_trust for SB3/SBX): the driver translates
+presets into SB3 arguments (`sb3_kwargs`) here and hands them over as JSON.
+
+Usage (needs the `bench` extra: `pip install -e ".[bench]"`, or an SB3 venv; SBX:
+`python3.11 -m venv /work/venv-sbx && /work/venv-sbx/bin/pip install "torch==2.13.0+cpu"
+sbx-rl "gymnasium[mujoco]"`):
 
     python benchmarks/bench_sb3.py --cases CartPole-v1:1 CartPole-v1:8 Pendulum-v1:1 \\
-        --algos ppo trpo --seeds 0 1 --timesteps 50000
+        --algos ppo trpo --seeds 0 1 --timesteps 20000 100000
 """
 
 import argparse
@@ -26,8 +35,47 @@ import numpy as np
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
+LIBS = ("keras_trust", "sb3", "sbx")
+LABELS = {"keras_trust": "keras_trust", "sb3": "SB3", "sbx": "SBX"}
+TITLES = {"sb3": "Stable-Baselines3", "sbx": "SBX (Stable-Baselines-Jax)"}
+# Which algorithms each library has (SBX: PPO only; it has no TRPO).
+ALGOS = {"keras_trust": ("ppo", "trpo"), "sb3": ("ppo", "trpo"), "sbx": ("ppo",)}
+DEFAULT_SB3_PYTHON = "/work/venv-sb3/bin/python"
+DEFAULT_SBX_PYTHON = "/work/venv-sbx/bin/python"
+
+# What differs between SBX's PPO and SB3's after the harness's settings (see `_run_sbx`).
+SBX_NOTES = [
+    "SBX gets SB3's PPO arguments (defaults: lr 3e-4, n_steps 2048, batch 64, 10 epochs, "
+    "clip 0.2, gamma 0.99, GAE 0.95, ent 0, vf_coef 0.5, max_grad_norm 0.5, Adam eps 1e-5, "
+    "separate 64-64 tanh actor and critic, log-std 0) and SB3's init (orthogonal, gain "
+    "sqrt(2) hidden, 0.01 action head, 1 value head, zero biases) through its `actor_class` "
+    "/ `critic_class`; stock SBX initialises with Flax's lecun-normal and a full-scale "
+    "action head (its `ortho_init=True` only shrinks the action head).",
+    "Left different: SBX steps the actor and the critic with two Adams, each clipping its "
+    "own gradient norm to max_grad_norm; SB3 clips the joint gradient of "
+    "policy + vf_coef * value loss (one Adam; the parameters are disjoint, so only the "
+    "clip differs). SBX normalizes advantages with the population std (ddof 0), SB3 "
+    "with torch's sample std. Random streams differ (JAX PRNG), so equal seeds give other "
+    "runs.",
+    "SBX runs on JAX's CPU backend (`JAX_PLATFORMS=cpu`, XLA's default threads); SB3 on "
+    "torch CPU with 2 threads. Both use SB3's `make_vec_env`, `Monitor`, rollout buffer "
+    "and `evaluate_policy`.",
+]
+
 
 # ----------------------------------------------------------------------- workers
+def _versions(*dists):
+    from importlib import metadata
+
+    found = {}
+    for name in dists:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
 def _env_throughput(env_id, n_envs, steps=20_000):
     """Random-action steps per second of the same vector env (the ceiling for fit)."""
     import gymnasium as gym
@@ -43,12 +91,13 @@ def _env_throughput(env_id, n_envs, steps=20_000):
     return (steps // n_envs) * n_envs / elapsed
 
 
-def _run_keras_trust(algo, env_id, n_envs, seed, timesteps, hparams):
+def _run_keras_trust(spec):
     import keras
 
     import keras_trust as kt
 
-    if hparams == "preset":
+    algo, env_id, n_envs, seed = spec["algo"], spec["env"], spec["n_envs"], spec["seed"]
+    if spec["hparams"] == "preset":
         agent = kt.presets.make_agent(algo, env_id)
     elif algo == "ppo":
         agent = kt.PPO(n_envs=n_envs)  # = SB3 PPO defaults
@@ -69,10 +118,11 @@ def _run_keras_trust(algo, env_id, n_envs, seed, timesteps, hparams):
             curve.append((logs["timesteps"], logs["episode_return"], time.perf_counter() - start))
 
     start = time.perf_counter()
-    agent.fit(env_id, timesteps, verbose=0, seed=seed, callbacks=[Curve()])
+    agent.fit(env_id, spec["timesteps"], verbose=0, seed=seed, callbacks=[Curve()])
     train_time = time.perf_counter() - start
     result = agent.evaluate(env_id, episodes=10, seed=10_000 + seed)
-    return train_time, agent.num_timesteps, curve, result["mean_return"], agent.n_envs
+    versions = _versions("keras-trust", "tensorflow", "keras", "gymnasium")
+    return train_time, agent.num_timesteps, curve, result["mean_return"], agent.n_envs, versions
 
 
 def sb3_kl_terms(env_id):
@@ -148,18 +198,18 @@ def sb3_kwargs(algo, preset, kl_terms=1):
     return a["n_envs"], kwargs, normalize
 
 
-def _run_sb3(algo, env_id, n_envs, seed, timesteps, hparams):
-    import torch
-    from sb3_contrib import TRPO
-    from stable_baselines3 import PPO
+def _sb3_learn_and_evaluate(make_model, spec):
+    """Shared by the SB3 and SBX workers (SBX is built on SB3's env, buffer and callbacks).
+
+    `make_model(env, kwargs)` builds the model; `spec["sb3"]` (preset mode) holds the
+    constructor arguments and normalization `sb3_kwargs` gave in the driver.
+    """
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.vec_env import VecNormalize
 
-    import keras_trust as kt
-
-    torch.set_num_threads(2)
+    env_id, n_envs, seed = spec["env"], spec["n_envs"], spec["seed"]
     curve = []
 
     class Curve(BaseCallback):
@@ -172,16 +222,15 @@ def _run_sb3(algo, env_id, n_envs, seed, timesteps, hparams):
             curve.append((float(self.num_timesteps), ret, time.perf_counter() - start))
 
     kwargs, normalize = {}, None
-    if hparams == "preset":
-        preset = kt.presets.get_preset(algo, env_id)
-        n_envs, kwargs, normalize = sb3_kwargs(algo, preset, sb3_kl_terms(env_id))
+    if spec.get("sb3"):
+        n_envs = spec["sb3"]["n_envs"]
+        kwargs, normalize = spec["sb3"]["kwargs"], spec["sb3"]["normalize"]
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
     if normalize and (normalize["norm_obs"] or normalize["norm_reward"]):
         env = VecNormalize(env, **normalize)
-    cls = PPO if algo == "ppo" else TRPO
-    model = cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **kwargs)
+    model = make_model(env, kwargs)
     start = time.perf_counter()
-    model.learn(timesteps, callback=Curve())
+    model.learn(spec["timesteps"], callback=Curve())
     train_time = time.perf_counter() - start
     eval_env = make_vec_env(env_id, n_envs=1, seed=10_000 + seed)
     if isinstance(env, VecNormalize):
@@ -196,24 +245,146 @@ def _run_sb3(algo, env_id, n_envs, seed, timesteps, hparams):
     return train_time, int(model.num_timesteps), curve, float(mean), n_envs
 
 
-def worker(lib, algo, env_id, n_envs, seed, timesteps, hparams):
-    run = _run_keras_trust if lib == "keras_trust" else _run_sb3
-    train_time, steps, curve, final, n_envs = run(algo, env_id, n_envs, seed, timesteps, hparams)
+def _run_sb3(spec):
+    import torch
+    from sb3_contrib import TRPO
+    from stable_baselines3 import PPO
+
+    torch.set_num_threads(2)
+    cls = PPO if spec["algo"] == "ppo" else TRPO
+
+    def make_model(env, kwargs):
+        return cls("MlpPolicy", env, seed=spec["seed"], device="cpu", verbose=0, **kwargs)
+
+    versions = _versions("stable_baselines3", "sb3_contrib", "torch", "gymnasium")
+    return _sb3_learn_and_evaluate(make_model, spec) + (versions,)
+
+
+def _sbx_sb3_init_modules():
+    """SBX's actor and critic with SB3's `ortho_init=True` init (`ActorCriticPolicy`).
+
+    SB3: orthogonal weights, gain sqrt(2) in the hidden layers, 0.01 for the action head
+    and 1 for the value head, zero biases. Stock SBX: Flax's lecun-normal everywhere (its
+    `ortho_init=True` changes the action head only). The layers, activations and
+    distributions are SBX's own (`sbx.ppo.policies.Actor` / `Critic`).
+    """
+    import flax.linen as nn
+    import jax.numpy as jnp
+    from sbx.common.policies import Flatten
+    from sbx.ppo.policies import Actor, Critic, tfd
+
+    hidden_init = nn.initializers.orthogonal(scale=float(np.sqrt(2)))
+    zeros = nn.initializers.zeros
+
+    class SB3InitActor(Actor):
+        @nn.compact
+        def __call__(self, x):
+            if self.features_extractor is not None:
+                raise NotImplementedError("MlpPolicy only")
+            x = Flatten()(x)
+            for n_units in self.net_arch:
+                x = self.activation_fn(
+                    nn.Dense(n_units, kernel_init=hidden_init, bias_init=zeros)(x)
+                )
+            head = nn.initializers.orthogonal(scale=0.01)
+            logits = nn.Dense(self.action_dim, kernel_init=head, bias_init=zeros)(x)
+            if self.num_discrete_choices is None:
+                log_std = self.param(
+                    "log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,)
+                )
+                return tfd.MultivariateNormalDiag(loc=logits, scale_diag=jnp.exp(log_std))
+            if isinstance(self.num_discrete_choices, int):
+                return tfd.Categorical(logits=logits)
+            raise NotImplementedError("Box and Discrete actions only")
+
+    class SB3InitCritic(Critic):
+        @nn.compact
+        def __call__(self, x):
+            if self.features_extractor is not None:
+                raise NotImplementedError("MlpPolicy only")
+            x = Flatten()(x)
+            for n_units in self.net_arch:
+                x = self.activation_fn(
+                    nn.Dense(n_units, kernel_init=hidden_init, bias_init=zeros)(x)
+                )
+            head = nn.initializers.orthogonal(scale=1.0)
+            return nn.Dense(1, kernel_init=head, bias_init=zeros)(x)
+
+    return SB3InitActor, SB3InitCritic
+
+
+def _run_sbx(spec):
+    import torch
+    from sbx import PPO
+
+    if spec["algo"] != "ppo":
+        raise ValueError("SBX has PPO only")
+    torch.set_num_threads(2)  # SBX keeps SB3's torch rollout buffer
+    actor_class, critic_class = _sbx_sb3_init_modules()
+
+    def make_model(env, kwargs):
+        kwargs = dict(kwargs)
+        policy_kwargs = dict(kwargs.pop("policy_kwargs", {}))
+        # SB3's MlpPolicy defaults, spelled out (SBX's defaults equal them except the init).
+        policy_kwargs.setdefault("net_arch", {"pi": [64, 64], "vf": [64, 64]})
+        policy_kwargs.setdefault("optimizer_kwargs", {"eps": 1e-5})
+        policy_kwargs.update(ortho_init=True, actor_class=actor_class, critic_class=critic_class)
+        return PPO(
+            "MlpPolicy",
+            env,
+            seed=spec["seed"],
+            device="cpu",
+            verbose=0,
+            policy_kwargs=policy_kwargs,
+            **kwargs,
+        )
+
+    versions = _versions(
+        "sbx-rl", "jax", "jaxlib", "flax", "optax", "stable_baselines3", "torch", "gymnasium"
+    )
+    return _sb3_learn_and_evaluate(make_model, spec) + (versions,)
+
+
+def _peak_rss_mb():
+    """This process's peak resident memory, in MB.
+
+    `/proc/self/status`'s VmHWM (Linux): `ru_maxrss` starts from the parent's peak (Linux
+    keeps it across fork and exec), so a worker spawned by a driver that had imported
+    TensorFlow (`--hparams preset`) reported the driver's ~750 MB as its own peak.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+WORKERS = {"keras_trust": _run_keras_trust, "sb3": _run_sb3, "sbx": _run_sbx}
+
+
+def worker(spec):
+    train_time, steps, curve, final, n_envs, versions = WORKERS[spec["lib"]](spec)
     print(
         json.dumps(
             {
-                "lib": lib,
-                "algo": algo,
-                "env": env_id,
+                "lib": spec["lib"],
+                "algo": spec["algo"],
+                "env": spec["env"],
                 "n_envs": n_envs,
-                "hparams": hparams,
-                "seed": seed,
+                "hparams": spec["hparams"],
+                "seed": spec["seed"],
+                "budget": spec["timesteps"],
                 "timesteps": steps,
                 "train_seconds": train_time,
                 "fps": steps / train_time,
                 "final_return": final,
                 "curve": curve,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mb": _peak_rss_mb(),
+                "python": sys.executable,
+                "versions": versions,
             }
         )
     )
@@ -231,13 +402,16 @@ THRESHOLDS = {
 }
 
 
-def _spawn(lib, algo, env_id, n_envs, seed, timesteps, hparams):
-    cmd = [sys.executable, __file__, "--worker", lib, algo, env_id]
-    cmd += [str(n_envs), str(seed), str(timesteps), hparams]
+def _spawn(python, spec):
+    cmd = [python, __file__, "--worker", json.dumps(spec)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if spec["lib"] == "sbx":
+        env.setdefault("JAX_PLATFORMS", "cpu")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
-        raise RuntimeError(f"{lib} {algo} {env_id} failed:\n{out.stderr[-4000:]}")
+        raise RuntimeError(
+            f"{spec['lib']} {spec['algo']} {spec['env']} failed ({python}):\n{out.stderr[-4000:]}"
+        )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -250,13 +424,17 @@ def seconds_to_threshold(run):
     return None
 
 
+def _case_key(r):
+    """(env, n_envs, algo, hparams, budget); runs from before `budget` was recorded: 0."""
+    return (r["env"], r["n_envs"], r["algo"], r.get("hparams", "defaults"), r.get("budget") or 0)
+
+
 def _summary(runs):
     rows = {}
     for r in runs:
-        key = (r["env"], r["n_envs"], r["algo"], r.get("hparams", "defaults"), r["lib"])
-        rows.setdefault(key, []).append(r)
+        rows.setdefault(_case_key(r) + (r["lib"],), []).append(r)
     table = []
-    for (env, n_envs, algo, hparams, lib), rs in sorted(rows.items()):
+    for (env, n_envs, algo, hparams, budget, lib), rs in sorted(rows.items()):
         reached = [seconds_to_threshold(r) for r in rs]
         reached = [t for t in reached if t is not None]
         table.append(
@@ -265,6 +443,7 @@ def _summary(runs):
                 "n_envs": n_envs,
                 "algo": algo,
                 "hparams": hparams,
+                "budget": budget,
                 "lib": lib,
                 "seeds": len(rs),
                 "timesteps": int(np.mean([r["timesteps"] for r in rs])),
@@ -280,43 +459,74 @@ def _summary(runs):
 
 
 def _markdown(table, env_fps, meta):
+    libs = [lib for lib in LIBS if any(r["lib"] == lib for r in table)]
+    others = [lib for lib in libs if lib != "keras_trust"]
+    title = " and ".join(TITLES[lib] for lib in others) or TITLES["sb3"]
     lines = [
-        "# keras_trust vs Stable-Baselines3 (same machine, same hyperparameters)",
+        f"# keras_trust vs {title} (same machine, same hyperparameters)",
         "",
         f"Machine: {meta['machine']}; {meta['date']}. Runs alternate between the libraries, "
         "each in its own process. Returns: deterministic policy, 10 evaluation episodes per "
         "seed, mean +/- std over seeds. Threshold seconds: training time until the mean "
         "return of the last 100 training episodes first reached the threshold "
         f"({', '.join(f'{k} {v:g}' for k, v in THRESHOLDS.items())}); "
-        "the count of seeds that reached it is in brackets.",
+        "the count of seeds that reached it is in brackets. fps: env steps over the wall "
+        "time of the whole training call, warm-up included. '-': not run (SBX has no TRPO).",
         "",
-        "| env | n_envs | algo | hparams | steps | keras_trust fps | SB3 fps | fps ratio "
-        "| random-action env fps | keras_trust return | SB3 return "
-        "| threshold s (keras_trust / SB3) | peak MB (keras_trust / SB3) |",
-        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    if meta.get("versions"):
+        lines += [
+            "Versions: "
+            + "; ".join(
+                f"{LABELS.get(lib, lib)}: " + ", ".join(f"{k} {v}" for k, v in sorted(vs.items()))
+                for lib, vs in meta["versions"].items()
+            )
+            + ".",
+            "",
+        ]
+    if "sbx" in libs:
+        lines += ["SBX settings:", ""] + [f"- {note}" for note in SBX_NOTES] + [""]
+    names = [LABELS[lib] for lib in libs]
+    cols = ["env", "n_envs", "algo", "hparams", "steps"]
+    cols += [f"{n} fps" for n in names]
+    cols += [f"fps ratio keras_trust/{LABELS[lib]}" for lib in others]
+    cols += ["random-action env fps"] + [f"{n} return" for n in names]
+    cols += [f"threshold s ({' / '.join(names)})", f"peak MB ({' / '.join(names)})"]
+    aligns = ["---", "---:", "---", "---"] + ["---:"] * (len(cols) - 4)
+    lines += ["| " + " | ".join(cols) + " |", "|" + "|".join(aligns) + "|"]
 
     def secs(row):
+        if row is None:
+            return "-"
         t = row["seconds_to_threshold"]
         return ("-" if t is None else f"{t:.0f}") + f" [{row['reached']}]"
 
-    by_key = {(r["env"], r["n_envs"], r["algo"], r["hparams"], r["lib"]): r for r in table}
-    cases = sorted({(r["env"], r["n_envs"], r["algo"], r["hparams"]) for r in table})
-    for env, n_envs, algo, hparams in cases:
-        kt_row = by_key.get((env, n_envs, algo, hparams, "keras_trust"))
-        sb_row = by_key.get((env, n_envs, algo, hparams, "sb3"))
-        if not (kt_row and sb_row):
+    def fmt(row, text):
+        return "-" if row is None else text(row)
+
+    by_key = {
+        (r["env"], r["n_envs"], r["algo"], r["hparams"], r["budget"], r["lib"]): r for r in table
+    }
+    cases = sorted({(r["env"], r["n_envs"], r["algo"], r["hparams"], r["budget"]) for r in table})
+    for case in cases:
+        row = {lib: by_key.get(case + (lib,)) for lib in libs}
+        kt_row = row.get("keras_trust")
+        if kt_row is None or not any(row[lib] for lib in others):
             continue
+        env, n_envs, algo, hparams, _ = case
         env_rate = env_fps.get(f"{env}:{n_envs}")
-        lines.append(
-            f"| {env} | {n_envs} | {algo} | {hparams} | {kt_row['timesteps']} | "
-            f"{kt_row['fps']:.0f} | {sb_row['fps']:.0f} | {kt_row['fps'] / sb_row['fps']:.2f}x | "
-            + ("-" if env_rate is None else f"{env_rate:.0f}")
-            + f" | {kt_row['final_mean']:.1f} +/- {kt_row['final_std']:.1f} | "
-            f"{sb_row['final_mean']:.1f} +/- {sb_row['final_std']:.1f} | "
-            f"{secs(kt_row)} / {secs(sb_row)} | "
-            f"{kt_row['peak_rss_mb']:.0f} / {sb_row['peak_rss_mb']:.0f} |"
-        )
+        cells = [env, str(n_envs), algo, hparams, str(kt_row["timesteps"])]
+        cells += [fmt(row[lib], lambda r: f"{r['fps']:.0f}") for lib in libs]
+        kt_fps = kt_row["fps"]
+        cells += [fmt(row[lib], lambda r, f=kt_fps: f"{f / r['fps']:.2f}x") for lib in others]
+        cells += ["-" if env_rate is None else f"{env_rate:.0f}"]
+        cells += [
+            fmt(row[lib], lambda r: f"{r['final_mean']:.1f} +/- {r['final_std']:.1f}")
+            for lib in libs
+        ]
+        cells += [" / ".join(secs(row[lib]) for lib in libs)]
+        cells += [" / ".join(fmt(row[lib], lambda r: f"{r['peak_rss_mb']:.0f}") for lib in libs)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -328,34 +538,71 @@ def _plots(runs, prefix):
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    for env, algo in sorted({(r["env"], r["algo"]) for r in runs}):
+    styles = {"keras_trust": "-", "sb3": "--", "sbx": ":"}
+    budgets = sorted({r.get("budget") or 0 for r in runs})
+    for env, algo, budget in sorted({(r["env"], r["algo"], r.get("budget") or 0) for r in runs}):
         fig, ax = plt.subplots(figsize=(6, 4))
         for r in runs:
-            if (r["env"], r["algo"]) != (env, algo) or not r["curve"]:
+            if (r["env"], r["algo"], r.get("budget") or 0) != (env, algo, budget):
+                continue
+            if not r["curve"]:
                 continue
             x, y = [p[0] for p in r["curve"]], [p[1] for p in r["curve"]]
-            style = "-" if r["lib"] == "keras_trust" else "--"
             label = f"{r['lib']} n_envs={r['n_envs']} seed={r['seed']}"
-            ax.plot(x, y, style, label=label)
+            ax.plot(x, y, styles.get(r["lib"], "-."), label=label)
         ax.set(title=f"{algo.upper()} on {env}", xlabel="env steps", ylabel="episode return")
         ax.legend(fontsize=6)
         fig.tight_layout()
-        fig.savefig(f"{prefix}_{env}_{algo}.png", dpi=100)
+        # One budget: the old names; several: one figure per budget.
+        suffix = f"_{budget // 1000}k" if len(budgets) > 1 else ""
+        fig.savefig(f"{prefix}_{env}_{algo}{suffix}.png", dpi=100)
         plt.close(fig)
 
 
 def report(runs, env_fps, out):
     """Writes `out`.json, `out`.md and `out`_<env>_<algo>.png from the runs."""
+    versions = {}
+    for r in runs:
+        if r.get("versions"):
+            versions[r["lib"]] = r["versions"]
     meta = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "date": time.strftime("%Y-%m-%d"),
+        "versions": {lib: versions[lib] for lib in LIBS if lib in versions},
     }
+    if any(r["lib"] == "sbx" for r in runs):
+        meta["sbx_notes"] = SBX_NOTES
     table = _summary(runs)
     with open(out + ".json", "w") as f:
         json.dump({"meta": meta, "env_fps": env_fps, "summary": table, "runs": runs}, f, indent=1)
     with open(out + ".md", "w") as f:
         f.write(_markdown(table, env_fps, meta))
     _plots(runs, out)
+
+
+def _pythons(args):
+    """The interpreter of each library's worker (an absent default SB3 venv: this one)."""
+    sb3 = args.sb3_python
+    if sb3 is None:
+        sb3 = DEFAULT_SB3_PYTHON if os.path.exists(DEFAULT_SB3_PYTHON) else sys.executable
+    sbx = args.sbx_python or DEFAULT_SBX_PYTHON
+    return {"keras_trust": sys.executable, "sb3": sb3, "sbx": sbx}
+
+
+def _libs(args, pythons):
+    """The libraries to run (in this order); the default adds SBX only if its python exists."""
+    if args.libs:
+        for lib in args.libs:
+            if not os.path.exists(pythons[lib]):
+                raise SystemExit(f"--libs {lib}: no interpreter at {pythons[lib]}")
+        return list(args.libs)
+    libs = ["keras_trust", "sb3"]
+    if "ppo" in args.algos:
+        if os.path.exists(pythons["sbx"]):
+            libs.append("sbx")
+        else:
+            print(f"note: no SBX interpreter at {pythons['sbx']}; SBX skipped", file=sys.stderr)
+    return libs
 
 
 def main():
@@ -368,64 +615,120 @@ def main():
     )
     parser.add_argument("--algos", nargs="+", default=["ppo", "trpo"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    parser.add_argument("--timesteps", type=int, default=50_000)
+    parser.add_argument(
+        "--timesteps",
+        "--steps-list",
+        nargs="+",
+        type=int,
+        default=[50_000],
+        help="training budget(s) per run; several (e.g. 20000 100000) run one after the "
+        "other into the same --out, one table row per budget",
+    )
+    parser.add_argument(
+        "--libs",
+        nargs="+",
+        choices=LIBS,
+        default=None,
+        help="libraries to compare (keras_trust must be one; default: keras_trust sb3, and "
+        "sbx when --algos has ppo and the --sbx-python interpreter exists). SBX runs PPO "
+        "only; its TRPO cells are '-'",
+    )
+    parser.add_argument(
+        "--sb3-python",
+        default=None,
+        help=f"interpreter with stable-baselines3 + sb3-contrib (default: {DEFAULT_SB3_PYTHON} "
+        "if it exists, else this one)",
+    )
+    parser.add_argument(
+        "--sbx-python",
+        default=None,
+        help=f"interpreter with sbx-rl (default: {DEFAULT_SBX_PYTHON})",
+    )
     parser.add_argument(
         "--hparams",
         choices=["defaults", "preset"],
         default="defaults",
-        help="defaults: SB3's PPO / sb3-contrib's TRPO defaults in both libraries; "
-        "preset: keras_trust's preset for the env, translated to SB3 arguments",
+        help="defaults: SB3's PPO / sb3-contrib's TRPO defaults in all libraries; "
+        "preset: keras_trust's preset for the env, translated to SB3 (and SBX) arguments",
     )
     parser.add_argument("--out", default=str(RESULTS / "sb3"))
     parser.add_argument(
         "--resume", action="store_true", help="keep the runs already in OUT.jsonl and add to them"
     )
     args = parser.parse_args()
-    RESULTS.mkdir(exist_ok=True)
+    pythons = _pythons(args)
+    libs = _libs(args, pythons)
+    if "keras_trust" not in libs:
+        parser.error("--libs must include keras_trust (the tables are ratios to it)")
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     log = pathlib.Path(args.out + ".jsonl")
     runs = [json.loads(line) for line in log.read_text().splitlines()] if args.resume else []
+    for r in runs:
+        # Runs logged before the budget was recorded ran with the one --timesteps given.
+        if "budget" not in r and len(args.timesteps) == 1:
+            r["budget"] = args.timesteps[0]
     if not args.resume:
         log.write_text("")
     env_fps = {}
-    for case in args.cases:
-        env_id, _, n_envs = case.partition(":")
-        for algo in args.algos:
-            if args.hparams == "preset":
-                import keras_trust as kt
+    for budget in args.timesteps:
+        for case in args.cases:
+            env_id, _, n_envs = case.partition(":")
+            for algo in args.algos:
+                sb3_preset = None
+                if args.hparams == "preset":
+                    import keras_trust as kt
 
-                n_envs = kt.presets.get_preset(algo, env_id)["agent"]["n_envs"]
-            n_envs = int(n_envs or 1)
-            if f"{env_id}:{n_envs}" not in env_fps:
-                env_fps[f"{env_id}:{n_envs}"] = _env_throughput(env_id, n_envs)
-            for i, seed in enumerate(args.seeds):
-                order = ["keras_trust", "sb3"] if i % 2 == 0 else ["sb3", "keras_trust"]
-                for lib in order:
-                    done = [
-                        r
-                        for r in runs
-                        if (r["lib"], r["algo"], r["env"], r["n_envs"], r["seed"])
-                        == (lib, algo, env_id, n_envs, seed)
-                        and r.get("hparams", "defaults") == args.hparams
-                    ]
-                    if done:
-                        continue
-                    run = _spawn(lib, algo, env_id, n_envs, seed, args.timesteps, args.hparams)
-                    print(
-                        f"{lib:12s} {algo} {env_id} x{run['n_envs']} seed {seed}: "
-                        f"{run['fps']:.0f} fps, return {run['final_return']:.1f}",
-                        flush=True,
-                    )
-                    runs.append(run)
-                    with log.open("a") as f:
-                        f.write(json.dumps(run) + "\n")
-    report(runs, env_fps, args.out)
+                    preset = kt.presets.get_preset(algo, env_id)
+                    n_envs = preset["agent"]["n_envs"]
+                    sb3_n_envs, kwargs, normalize = sb3_kwargs(algo, preset, sb3_kl_terms(env_id))
+                    sb3_preset = {"n_envs": sb3_n_envs, "kwargs": kwargs, "normalize": normalize}
+                n_envs = int(n_envs or 1)
+                if f"{env_id}:{n_envs}" not in env_fps:
+                    env_fps[f"{env_id}:{n_envs}"] = _env_throughput(env_id, n_envs)
+                algo_libs = [lib for lib in libs if algo in ALGOS[lib]]
+                for lib in sorted(set(libs) - set(algo_libs)):
+                    print(f"note: {LABELS[lib]} has no {algo.upper()}; skipped", flush=True)
+                for i, seed in enumerate(args.seeds):
+                    # Rotate the order per seed: each library goes first as often as the others.
+                    k = i % len(algo_libs)
+                    for lib in algo_libs[k:] + algo_libs[:k]:
+                        done = [
+                            r
+                            for r in runs
+                            if (r["lib"], r["algo"], r["env"], r["n_envs"], r["seed"])
+                            == (lib, algo, env_id, n_envs, seed)
+                            and r.get("hparams", "defaults") == args.hparams
+                            and r.get("budget") == budget
+                        ]
+                        if done:
+                            continue
+                        spec = {
+                            "lib": lib,
+                            "algo": algo,
+                            "env": env_id,
+                            "n_envs": n_envs,
+                            "seed": seed,
+                            "timesteps": budget,
+                            "hparams": args.hparams,
+                        }
+                        if sb3_preset and lib != "keras_trust":
+                            spec["sb3"] = sb3_preset
+                        run = _spawn(pythons[lib], spec)
+                        print(
+                            f"{lib:12s} {algo} {env_id} x{run['n_envs']} seed {seed} "
+                            f"budget {budget}: {run['fps']:.0f} fps, "
+                            f"return {run['final_return']:.1f}",
+                            flush=True,
+                        )
+                        runs.append(run)
+                        with log.open("a") as f:
+                            f.write(json.dumps(run) + "\n")
+        report(runs, env_fps, args.out)
     print(open(args.out + ".md").read())
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        lib, algo, env_id, n_envs, seed, timesteps = sys.argv[2:8]
-        hparams = sys.argv[8] if len(sys.argv) > 8 else "defaults"
-        worker(lib, algo, env_id, int(n_envs), int(seed), int(timesteps), hparams)
+        worker(json.loads(sys.argv[2]))
     else:
         main()
