@@ -96,6 +96,7 @@ class CompiledPolicy:
         observation_format,
         jit_compile,
         masked=False,
+        host_plan=None,
     ):
         self.policy_params = policy_params
         self.value_estimate = value_estimate
@@ -106,6 +107,11 @@ class CompiledPolicy:
         self._dtypes = [spec.dtype for spec in tf.nest.flatten(observation_format.specs())]
         self.feed = NoiseFeed(distribution.noise_shape)
         self._fns = {}
+        # A zero-argument callable giving a `host_policy.HostPlan` (or None); asked once.
+        self._host_plan_factory = host_plan
+        self._host_plan = None
+        # Set False to step rollouts with the compiled `act` even where NumPy could.
+        self.use_host = True
 
     # --- graph bodies ---------------------------------------------------------------
     def _act(self, obs, mask=None):
@@ -167,6 +173,20 @@ class CompiledPolicy:
             rng = np.random.default_rng([int(seed), int(env_id), int(iteration)])
             noise[:, j] = self.distribution.noise(rng, (n_steps,))
         return noise
+
+    def rollout(self, noise):
+        """What one rollout steps with: an object with `act(obs, mask)` and `value(obs)`.
+
+        A NumPy copy of the networks (`agents/host_policy.py`) where it can run them and
+        `use_host` is set, else this policy with `noise` uploaded.
+        """
+        if self.use_host and self._host_plan_factory is not None:
+            self._host_plan = self._host_plan_factory()
+            self._host_plan_factory = None
+        if self.use_host and self._host_plan is not None:
+            return self._host_plan.rollout(noise)
+        self.start_rollout(noise)
+        return self
 
     def start_rollout(self, noise) -> None:
         """Uploads a rollout's sampling noise `(n_steps, n_envs, ...)` for `act` to read."""

@@ -13,6 +13,7 @@ import tensorflow as tf
 from keras_trust import distributions
 from keras_trust.agents import inference, networks, recurrence, saving, training
 from keras_trust.agents.acting import CompiledPolicy
+from keras_trust.agents.host_policy import HostPlan
 from keras_trust.agents.recurrent_acting import RecurrentCompiledPolicy
 from keras_trust.agents.saving import atomic_save
 from keras_trust.agents.validation import check_agent_arguments, require, require_positive_int
@@ -312,6 +313,7 @@ class Agent(keras.Model):
                 self.observation_format,
                 self.jit_compile,
                 self.masked,
+                host_plan=lambda: HostPlan.for_agent(self),
             )
         return self._acting
 

@@ -77,8 +77,9 @@ class EnvRunner:
     def collect(self, agent, n_steps: int, iteration: int) -> Rollout:
         envs, n, fmt = self.envs, self.envs.num_envs, self.format
         policy = agent.acting
-        policy.start_rollout(policy.sampling_noise(agent.seed, n_steps, self.env_ids, iteration))
-        act, step = policy.act, envs.step if self.timeout is None else self._step_with_timeout
+        noise = policy.sampling_noise(agent.seed, n_steps, self.env_ids, iteration)
+        stepper = policy.rollout(noise)  # a NumPy copy of the networks, or the graph
+        act, step = stepper.act, envs.step if self.timeout is None else self._step_with_timeout
         mask_size = agent.action_distribution.mask_size if agent.masked else None
         obs_buf = fmt.empty((n_steps, n))
         mask_buf = None if mask_size is None else np.empty((n_steps, n, mask_size), bool)
@@ -123,7 +124,7 @@ class EnvRunner:
         if recurrent:
             val_buf[n_steps] = policy.value_recurrent(obs, self.rnn_state[1], starts)
         else:
-            val_buf[n_steps] = policy.value(obs)
+            val_buf[n_steps] = stepper.value(obs)
         valid_buf, ep_returns, ep_lengths = self._episodes(rew_buf, term_buf | trunc_buf)
         return Rollout(
             obs_buf,

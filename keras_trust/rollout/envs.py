@@ -58,8 +58,21 @@ def output_checker(space):
     return check
 
 
+def kept_info(info: dict) -> dict:
+    """The part of an env's info that keras_trust reads: its action mask, if any.
+
+    The vector env turns every info key into arrays at every step (for MuJoCo's four
+    reward terms, or ALE's lives and frame numbers, a large share of the step's Python
+    cost); nothing in a rollout reads them, so only the mask goes on.
+    """
+    return {"action_mask": info["action_mask"]} if "action_mask" in info else {}
+
+
 class _IndexedEnv(gym.Wrapper):
-    """Re-raises any exception of `step`/`reset` as `EnvError` naming the env index."""
+    """Re-raises any exception of `step`/`reset` as `EnvError` naming the env index.
+
+    Its infos keep only what keras_trust reads (`kept_info`).
+    """
 
     def __init__(self, env, index):
         super().__init__(env)
@@ -90,12 +103,12 @@ class _IndexedEnv(gym.Wrapper):
     def step(self, action):
         obs, reward, terminated, truncated, info = self._call("step", action)
         self._checked("step", obs, reward)
-        return obs, reward, terminated, truncated, info
+        return obs, reward, terminated, truncated, kept_info(info)
 
     def reset(self, **kwargs):
         obs, info = self._call("reset", **kwargs)
         self._checked("reset", obs)
-        return obs, info
+        return obs, kept_info(info)
 
 
 def make_env(env_id: str):
