@@ -1,5 +1,8 @@
 """Cost of the per-env-step call: the designs we tried, side by side, and SB3's.
 
+SB3's row needs stable-baselines3 in this interpreter (the `bench` extra); without it the
+row is left out.
+
 The rollout makes one compiled call per vector step, so for small networks its Python
 dispatch, not the arithmetic, sets the speed. This measures one call (batch of 1
 observation) in each design, interleaved round by round so machine noise hits all alike,
@@ -54,6 +57,12 @@ def designs(agent, obs_dim, noise_shape):
     in_graph = in_graph.get_concrete_function()
     obs = np.zeros((1, obs_dim), np.float32)
     noise = np.zeros((1, *noise_shape), np.float32)
+    host = policy.rollout(np.zeros((10**6, 1, *noise_shape), np.float32))
+
+    def host_act():
+        if host.t >= len(host.noise):
+            host.t = 0
+        return host.act(obs)
 
     def numpy_out(outputs):
         return [o.numpy() for o in outputs]
@@ -66,6 +75,7 @@ def designs(agent, obs_dim, noise_shape):
         "keras_trust act(obs): the same graph called directly (flat_caller)": lambda: policy.act(
             obs
         ),
+        "keras_trust rollout now: NumPy copy of the networks (HostRollout.act)": host_act,
     }
 
 

@@ -40,7 +40,23 @@ def test_preset_builds_an_agent_that_acts_in_its_env(env_id, algo):
     env.close()
 
 
-@pytest.mark.parametrize("env_id", ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"])
+def test_halfcheetah_ppo_preset_is_rl_zoos_tuned_setting():
+    # rl-baselines3-zoo's hyperparams/ppo.yml, HalfCheetah-v3 (1M steps): 6353 at 1M with
+    # seed 0 here against rl-zoo's 5819; the PPO paper's settings reached 1897
+    # (benchmarks/results/presets_zoo.md).
+    p = presets.get_preset("ppo", "HalfCheetah-v5")
+    a = p["agent"]
+    assert (a["n_envs"], a["n_steps"], a["batch_size"], a["epochs"]) == (1, 512, 64, 20)
+    assert (a["gamma"], a["gae_lambda"], a["clip_ratio"]) == (0.98, 0.92, 0.1)
+    assert (a["ent_coef"], a["vf_coef"], a["max_grad_norm"]) == (0.000401762, 0.58096, 0.8)
+    assert (a["hidden_sizes"], a["activation"], a["log_std_init"]) == ([256, 256], "relu", -2.0)
+    assert p["optimizer"] == {"name": "adam", "learning_rate": 2.0633e-5, "epsilon": 1e-5}
+    assert a["normalize_observations"] and a["normalize_rewards"]
+    agent = presets.make_agent("ppo", "HalfCheetah-v5")
+    assert (agent.hidden_sizes, agent.activation, agent.log_std_init) == ((256, 256), "relu", -2.0)
+
+
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "Walker2d-v5"])
 def test_mujoco_ppo_presets_are_the_ppo_papers_settings(env_id):
     # Schulman et al. (2017), Table 3 (Mujoco 1M steps), plus obs/reward normalization.
     p = presets.get_preset("ppo", env_id)
