@@ -197,8 +197,9 @@ def test_spaces_are_gymnasium_vector_spaces():
 # Trained as below (the CartPole PPO preset's whole budget, as in tests/agents/
 # test_learning.py, on EnvPool instead of gymnasium), seeds 0-5 reached mean deterministic
 # returns (10 episodes, evaluation seed 1000) of 500, 500, 485.3, 500, 500, 500 on a 2-core
-# CPU, when the budget was 61,440 steps and rollouts stepped the compiled graph. Half the budget is not enough for every seed (30,720 steps, seeds 0-7: 447.8, 500,
-# 500, 500, 173.1, 465.2, 207.7, 500). The bar is the learning tests' own.
+# CPU, when the budget was 61,440 steps and rollouts stepped the compiled graph. Half that
+# budget was not enough for every seed (30,720 steps, seeds 0-7: 447.8, 500, 500, 500,
+# 173.1, 465.2, 207.7, 500). The bar is the learning tests' own.
 BAR = 475.0
 
 
