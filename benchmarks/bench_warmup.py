@@ -9,7 +9,9 @@ machine affects them alike:
 
 - `plain`: no cache;
 - `cache`: `kt.performance.persistent_compilation_cache(DIR)`, with DIR filled by one
-  untimed run first (what every run after a user's first one gets).
+  untimed run first (what every run after a user's first one gets);
+- `graph`: no cache, and rollouts through the compiled act (`agent.acting.use_host =
+  False`), as before rollouts ran in NumPy: the act step is then traced and compiled.
 
     python benchmarks/bench_warmup.py --repeat 3 --out benchmarks/results/warmup.json
 """
@@ -22,7 +24,7 @@ import sys
 import tempfile
 
 CASES = [("ppo", "CartPole-v1"), ("trpo", "CartPole-v1"), ("ppo", "Pendulum-v1")]
-MODES = ("plain", "cache")
+MODES = ("plain", "cache", "graph")
 
 CHILD = r"""
 import json, sys, time
@@ -31,7 +33,7 @@ import gymnasium as gym
 import keras
 import keras_trust as kt
 imported = time.perf_counter()
-algo, env_id, cache = sys.argv[1], sys.argv[2], sys.argv[3]
+algo, env_id, cache, use_host = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 if cache != "-":
     kt.performance.persistent_compilation_cache(cache)
 marks = {}
@@ -42,6 +44,9 @@ class FirstStep(gym.Wrapper):
         return self.env.step(action)
 
 class FirstEpoch(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        agent.acting.use_host = use_host
+
     def on_epoch_end(self, epoch, logs=None):
         marks.setdefault("first_epoch", time.perf_counter())
 
@@ -60,11 +65,11 @@ print(json.dumps({
 """
 
 
-def run(algo, env_id, cache):
+def run(algo, env_id, cache, use_host=True):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("TF_XLA_FLAGS", None)
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, algo, env_id, cache or "-"],
+        [sys.executable, "-c", CHILD, algo, env_id, cache or "-", str(int(use_host))],
         capture_output=True,
         text=True,
         env=env,
@@ -91,7 +96,7 @@ def main():
         for r in range(args.repeat):
             for algo, env_id in CASES:
                 for mode in MODES if r % 2 == 0 else MODES[::-1]:
-                    timing = run(algo, env_id, cache if mode == "cache" else None)
+                    timing = run(algo, env_id, cache if mode == "cache" else None, mode != "graph")
                     results.setdefault(f"{algo} {env_id} {mode}", []).append(timing)
                     print(algo, env_id, mode, timing, flush=True)
     summary = {
