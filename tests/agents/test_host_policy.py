@@ -36,7 +36,11 @@ class SpaceEnv(gym.Env):
 BOX = gym.spaces.Box(-2.0, 2.0, (3,), np.float32)
 CASES = {
     "categorical": (BOX, gym.spaces.Discrete(4), {}),
-    "categorical_start": (BOX, gym.spaces.Discrete(3, start=-1), {}),
+    "categorical_start_sigmoid": (
+        BOX,
+        gym.spaces.Discrete(3, start=-1),
+        {"activation": "sigmoid"},
+    ),
     "gaussian_normalized": (
         BOX,
         gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
@@ -82,7 +86,11 @@ def float64_step(agent, obs, noise):
         x = np.clip((x - n.mean.numpy()) / np.sqrt(n.var.numpy() + n.epsilon), -10, 10)
 
     def mlp(torso, head, x):
-        act = {"tanh": np.tanh, "relu": lambda h: np.maximum(h, 0)}[agent.activation]
+        act = {
+            "tanh": np.tanh,
+            "relu": lambda h: np.maximum(h, 0),
+            "sigmoid": lambda h: 1 / (1 + np.exp(-h)),
+        }[agent.activation]
         for layer in torso.layers:
             if isinstance(layer, keras.layers.Dense):
                 x = act(x @ layer.kernel.numpy() + layer.bias.numpy())
