@@ -276,16 +276,19 @@ def _sbx_sb3_init_modules():
     hidden_init = nn.initializers.orthogonal(scale=float(np.sqrt(2)))
     zeros = nn.initializers.zeros
 
+    def hidden_layers(module, x):
+        """SB3's hidden stack: orthogonal (gain sqrt 2) Dense layers, zero biases."""
+        x = Flatten()(x)
+        for n_units in module.net_arch:
+            x = module.activation_fn(nn.Dense(n_units, kernel_init=hidden_init, bias_init=zeros)(x))
+        return x
+
     class SB3InitActor(Actor):
         @nn.compact
         def __call__(self, x):
             if self.features_extractor is not None:
                 raise NotImplementedError("MlpPolicy only")
-            x = Flatten()(x)
-            for n_units in self.net_arch:
-                x = self.activation_fn(
-                    nn.Dense(n_units, kernel_init=hidden_init, bias_init=zeros)(x)
-                )
+            x = hidden_layers(self, x)
             head = nn.initializers.orthogonal(scale=0.01)
             logits = nn.Dense(self.action_dim, kernel_init=head, bias_init=zeros)(x)
             if self.num_discrete_choices is None:
@@ -302,11 +305,7 @@ def _sbx_sb3_init_modules():
         def __call__(self, x):
             if self.features_extractor is not None:
                 raise NotImplementedError("MlpPolicy only")
-            x = Flatten()(x)
-            for n_units in self.net_arch:
-                x = self.activation_fn(
-                    nn.Dense(n_units, kernel_init=hidden_init, bias_init=zeros)(x)
-                )
+            x = hidden_layers(self, x)
             head = nn.initializers.orthogonal(scale=1.0)
             return nn.Dense(1, kernel_init=head, bias_init=zeros)(x)
 

@@ -22,6 +22,7 @@ import gymnasium as gym
 import keras
 import numpy as np
 
+from keras_trust.distributions.base import discrete_offset
 from keras_trust.distributions.categorical import Categorical
 from keras_trust.distributions.diag_gaussian import DiagGaussian
 
@@ -150,8 +151,8 @@ class HostRollout:
             bounded = np.all(np.isfinite(low)) and np.all(np.isfinite(high))
             self.bounds = (low, high) if bounded else None
         else:
-            start = np.asarray(getattr(dist.space, "start", 0))
-            self.offset = None if np.all(start == 0) else start.astype(np.int64)
+            offset = discrete_offset(dist.space)
+            self.offset = None if offset is None else offset.astype(np.int64)
 
     def _features(self, obs):
         space, x = self.space, np.asarray(obs)
