@@ -101,6 +101,8 @@ def _zoo(algo, agent, optimizer=None, value_optimizer=None):
 
 # rl-zoo's `normalize: true` is VecNormalize on observations and rewards.
 NORM = {"normalize_observations": True, "normalize_rewards": True}
+# rl-zoo's `use_sde: True, sde_sample_freq: 4`.
+GSDE4 = {"action_distribution": "gsde", "sde_sample_freq": 4}
 # rl-zoo's MuJoCo PPO policy_kwargs (less ortho_init=False: our layers stay orthogonal).
 ZOO_MUJOCO_NET = {"hidden_sizes": [256, 256], "activation": "relu", "log_std_init": -2.0}
 
@@ -139,6 +141,12 @@ VARIANTS = {
             {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "gae_lambda": 0.95},
             {"learning_rate": 1e-3},
         ),
+        # rl-zoo's settings with its gSDE (`action_distribution="gsde"`).
+        "zoo_sde": lambda p: _zoo(
+            "ppo",
+            {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "gae_lambda": 0.95, **GSDE4},
+            {"learning_rate": 1e-3},
+        ),
         "8x256": _over({"n_envs": 8, "n_steps": 256, "batch_size": 256}),
         "lin_lr": _over(optimizer={"learning_rate": "lin_1e-3"}),
         "8x256_lin": _over(
@@ -150,6 +158,9 @@ VARIANTS = {
     "pendulum-trpo": {
         "zoo": lambda p: _zoo(
             "trpo", {"n_envs": 2, "n_steps": 1024, "gamma": 0.9, "value_epochs": 15}
+        ),
+        "zoo_sde": lambda p: _zoo(
+            "trpo", {"n_envs": 2, "n_steps": 1024, "gamma": 0.9, "value_epochs": 15, **GSDE4}
         ),
         "8x256": _over({"n_envs": 8, "n_steps": 256}),
         "kl03": _over(optimizer={"max_kl": 0.03}),

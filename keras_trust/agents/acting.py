@@ -171,7 +171,7 @@ class CompiledPolicy:
         noise = np.empty((n_steps, len(env_ids), *self.distribution.noise_shape), np.float32)
         for j, env_id in enumerate(env_ids):
             rng = np.random.default_rng([int(seed), int(env_id), int(iteration)])
-            noise[:, j] = self.distribution.noise(rng, (n_steps,))
+            noise[:, j] = self.distribution.rollout_noise(rng, n_steps)
         return noise
 
     def rollout(self, noise):

@@ -16,7 +16,12 @@ from keras_trust.agents.acting import CompiledPolicy
 from keras_trust.agents.host_policy import HostPlan
 from keras_trust.agents.recurrent_acting import RecurrentCompiledPolicy
 from keras_trust.agents.saving import atomic_save
-from keras_trust.agents.validation import check_agent_arguments, require, require_positive_int
+from keras_trust.agents.validation import (
+    check_agent_arguments,
+    require,
+    require_int,
+    require_positive_int,
+)
 from keras_trust.observations import leaf_shape
 from keras_trust.ops.state import unique
 from keras_trust.rollout import env_state
@@ -28,7 +33,7 @@ ENV_STATE_KEY = "env_state"
 
 HYPERPARAMETERS = (
     "n_envs n_steps batch_size gamma gae_lambda normalize_observations normalize_rewards "
-    "normalize_advantage hidden_sizes activation log_std_init use_action_masks"
+    "normalize_advantage hidden_sizes activation log_std_init sde_sample_freq use_action_masks"
 ).split()
 
 
@@ -58,7 +63,11 @@ class Agent(keras.Model):
         log_std_init: initial log-std of Gaussian policies. Defaults to `0.0`.
         action_distribution: the name of a distribution for the action space other
             than its default, e.g. `"squashed_gaussian"` for bounded Box actions.
-            Defaults to `None`.
+            Defaults to `None`. `"gsde"` is generalized state-dependent exploration
+            (SB3's `use_sde=True`).
+        sde_sample_freq: with `action_distribution="gsde"`, steps between new
+            exploration matrices; `-1` draws one per env per rollout (SB3's
+            `sde_sample_freq`). Defaults to `-1`.
         use_action_masks: read the env's action masks (`info["action_mask"]` or
             `action_masks()`) when it provides them. Defaults to `True`.
     """
@@ -79,6 +88,7 @@ class Agent(keras.Model):
         activation="tanh",
         log_std_init=0.0,
         action_distribution=None,
+        sde_sample_freq=-1,
         use_action_masks=True,
         **kwargs,
     ):
@@ -105,6 +115,8 @@ class Agent(keras.Model):
             f"Received: action_distribution={action_distribution!r}",
         )
         self.action_distribution_name = action_distribution
+        require_int("sde_sample_freq", sde_sample_freq)
+        self.sde_sample_freq = int(sde_sample_freq)
         self.use_action_masks = bool(use_action_masks)
         self.policy_model = policy
         self.value_model = value

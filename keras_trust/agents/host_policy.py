@@ -2,7 +2,7 @@
 
 A rollout calls the policy once per vector step on a batch of `n_envs` observations.
 For the default MLPs (or any `keras.Sequential` of `Flatten` and `Dense` layers) with a
-diagonal-Gaussian or Categorical head, that call is a few small matrix products, and
+diagonal-Gaussian (also gSDE's) or Categorical head, that call is a few small matrix products, and
 TensorFlow's fixed cost per call (argument conversion, dispatch, the executor's threads)
 is several times the arithmetic; on a loaded machine the thread hand-offs make it far
 worse. `HostPlan` copies the weights to NumPy once per rollout (they only change in the
@@ -25,6 +25,7 @@ import numpy as np
 from keras_trust.distributions.base import discrete_offset
 from keras_trust.distributions.categorical import Categorical
 from keras_trust.distributions.diag_gaussian import DiagGaussian
+from keras_trust.distributions.state_dependent_gaussian import StateDependentGaussian
 
 _HALF_LOG_2PI = np.float32(0.5 * np.log(2.0 * np.pi))
 
@@ -103,7 +104,7 @@ class HostPlan:
                 return None  # an image: the CNN stays in the graph
         elif not isinstance(space, gym.spaces.Discrete | gym.spaces.MultiBinary):
             return None
-        if type(dist) not in (DiagGaussian, Categorical):
+        if type(dist) not in (DiagGaussian, StateDependentGaussian, Categorical):
             return None
         policy_layers = dense_layers(agent.policy_torso, space)
         value_layers = dense_layers(agent.value_torso, space)
@@ -140,12 +141,16 @@ class HostRollout:
             mean = layer.mean.numpy().astype(np.float32) if layer.center else None
             self.norm = (mean, std, layer.clip)
         self.gaussian = isinstance(dist, DiagGaussian)
+        self.gsde = isinstance(dist, StateDependentGaussian)
         self.env_dtype = dist.env_dtype
         self.action_shape = tuple(dist.space.shape)
         if self.gaussian:
             log_std = np.asarray(agent.policy_head.log_std.numpy(), np.float32)
-            self.std = np.exp(log_std)
-            self.log_norm = np.float32(log_std.sum() + len(log_std) * _HALF_LOG_2PI)
+            self.std = np.exp(log_std)  # (d,), or gSDE's (features, d) sigma matrix
+            if not self.gsde:
+                self.log_norm = np.float32(log_std.sum() + len(log_std) * _HALF_LOG_2PI)
+            self.epsilon = np.float32(getattr(agent.policy_head, "epsilon", 0.0))
+            self.half_log_2pi_d = np.float32(dist.dim * _HALF_LOG_2PI)
             low = dist.space.low.reshape(-1).astype(np.float32)
             high = dist.space.high.reshape(-1).astype(np.float32)
             bounded = np.all(np.isfinite(low)) and np.all(np.isfinite(high))
@@ -180,14 +185,20 @@ class HostRollout:
     def act(self, obs, mask=None):
         """`(actions, env_actions, log_probs, values)` of one step, as NumPy arrays."""
         x = self._features(obs)
-        out = self._mlp(self.policy, x)
-        out = out @ self.head[0] + self.head[1]
+        features = self._mlp(self.policy, x)
+        out = features @ self.head[0] + self.head[1]
         noise = self.noise[self.t]
         self.t += 1
-        if self.gaussian:
+        if self.gsde:  # mean + z @ (eps * sigma); std^2 = z^2 @ sigma^2 + epsilon
+            action = out + np.einsum("bk,bkd->bd", features, noise * self.std)
+            std = np.sqrt(np.square(features) @ np.square(self.std) + self.epsilon)
+            z = (action - out) / std
+            logp = -0.5 * np.einsum("ij,ij->i", z, z) - np.log(std).sum(-1) - self.half_log_2pi_d
+        elif self.gaussian:
             action = out + self.std * noise
             z = (action - out) / self.std
             logp = -0.5 * np.einsum("ij,ij->i", z, z) - self.log_norm
+        if self.gaussian:
             env_action = action
             if self.bounds is not None:
                 env_action = np.clip(action, *self.bounds)

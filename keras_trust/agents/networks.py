@@ -125,7 +125,10 @@ def build_agent(agent, observation_space, action_space, masked) -> None:
     """
     obs_format = ObservationFormat(observation_space)  # ValueError naming the space
     dist = distributions.for_space(
-        action_space, agent.action_distribution_name, log_std_init=agent.log_std_init
+        action_space,
+        agent.action_distribution_name,
+        log_std_init=agent.log_std_init,
+        sde_sample_freq=agent.sde_sample_freq,
     )
     if masked and dist.mask_size is None:
         raise ValueError(

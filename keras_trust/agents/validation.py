@@ -18,6 +18,14 @@ def require_positive_int(name: str, value) -> None:
     )
 
 
+def require_int(name: str, value) -> None:
+    """`value` must be an integer (Python or NumPy, not a bool)."""
+    require(
+        isinstance(value, int | np.integer) and not isinstance(value, bool),
+        f"{name} must be an integer. Received: {name}={value!r}",
+    )
+
+
 def check_agent_arguments(
     policy, value, n_envs, n_steps, batch_size, gamma, gae_lambda, hidden_sizes, activation="tanh"
 ) -> None:

@@ -7,6 +7,7 @@
 | `MultiBinary`   | `Bernoulli`        | `"bernoulli"`         | `[logits (B, n)]`               |
 | `Box`           | `DiagGaussian`     | `"diag_gaussian"`     | `[mean (B, d), log_std (B, d)]` |
 | `Box` (bounded) | `SquashedDiagGaussian` | `"squashed_gaussian"` | `[mean, log_std]` (pre-tanh) |
+| `Box`           | `StateDependentGaussian` | `"gsde"`            | `[mean, log_std, features]`     |
 
 `Categorical` and `MultiCategorical` accept action masks (`apply_mask`).
 
@@ -29,11 +30,15 @@ from keras_trust.distributions.categorical import Categorical, CategoricalHead
 from keras_trust.distributions.diag_gaussian import DiagGaussian, DiagGaussianHead
 from keras_trust.distributions.multi_categorical import MultiCategorical, MultiCategoricalHead
 from keras_trust.distributions.squashed_gaussian import SquashedDiagGaussian
+from keras_trust.distributions.state_dependent_gaussian import (
+    StateDependentGaussian,
+    StateDependentGaussianHead,
+)
 
 # The default for each space, tried in order by `for_space`.
 DEFAULTS = (Categorical, MultiCategorical, Bernoulli, DiagGaussian)
 # Every kind, selectable by name with `for_space(space, action_distribution=name)`.
-DISTRIBUTIONS = (*DEFAULTS, SquashedDiagGaussian)
+DISTRIBUTIONS = (*DEFAULTS, SquashedDiagGaussian, StateDependentGaussian)
 KINDS = tuple(cls.name for cls in DISTRIBUTIONS)
 _BY_NAME = {cls.name: cls for cls in DISTRIBUTIONS}
 
@@ -117,13 +122,15 @@ def deterministic_action(kind: str, params) -> tf.Tensor:
 
 
 def infer_kind(params) -> str:
-    """Guesses the kind from the parameter list: 2 tensors -> Gaussian, rank 3 -> multi.
+    """Guesses the kind from the parameter list: 2 tensors -> Gaussian, 3 -> gSDE, rank 3 -> multi.
 
     Ambiguous for Bernoulli logits (rank 2, like categorical ones): pass the kind.
     """
     params = list(params)
     if len(params) == 2:
         return "diag_gaussian"
+    if len(params) == 3:
+        return "gsde"
     if len(params) == 1:
         return "multi_categorical" if params[0].shape.rank == 3 else "categorical"
     raise ValueError(f"Cannot infer a distribution from {len(params)} parameter tensors.")
@@ -141,6 +148,8 @@ __all__ = [
     "MultiCategorical",
     "MultiCategoricalHead",
     "SquashedDiagGaussian",
+    "StateDependentGaussian",
+    "StateDependentGaussianHead",
     "by_name",
     "distribution_kind",
     "for_space",

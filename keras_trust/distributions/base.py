@@ -58,6 +58,13 @@ class ActionDistribution:
         """Sampling noise of shape `(*size, *noise_shape)` from a NumPy generator."""
         raise NotImplementedError
 
+    def rollout_noise(self, rng: np.random.Generator, n_steps: int) -> np.ndarray:
+        """One env's noise for a rollout, `(n_steps, *noise_shape)`; independent rows here.
+
+        Kinds whose noise persists over steps (gSDE's exploration matrix) override it.
+        """
+        return self.noise(rng, (n_steps,))
+
     def sample(self, params, noise):
         """A sample per row made deterministically from `noise` (plain TF ops)."""
         raise NotImplementedError

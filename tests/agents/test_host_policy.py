@@ -56,6 +56,11 @@ CASES = {
         gym.spaces.Box(-0.5, 0.5, (2, 2), np.float32),
         {"log_std_init": -0.5},
     ),
+    "gsde": (
+        BOX,
+        gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
+        {"action_distribution": "gsde", "sde_sample_freq": 2},
+    ),
     "discrete_obs": (gym.spaces.Discrete(5, start=2), gym.spaces.Discrete(3), {}),
     "multibinary_obs": (gym.spaces.MultiBinary(4), gym.spaces.Box(-1, 1, (1,), np.float32), {}),
 }
@@ -94,17 +99,22 @@ def float64_step(agent, obs, noise):
         for layer in torso.layers:
             if isinstance(layer, keras.layers.Dense):
                 x = act(x @ layer.kernel.numpy() + layer.bias.numpy())
-        return x @ head.kernel.numpy() + head.bias.numpy()
+        return x @ head.kernel.numpy() + head.bias.numpy(), x
 
-    out = mlp(agent.policy_torso, agent.policy_head.dense, x)
-    value = mlp(agent.value_torso, agent.value_head, x)[:, 0]
+    out, features = mlp(agent.policy_torso, agent.policy_head.dense, x)
+    value = mlp(agent.value_torso, agent.value_head, x)[0][:, 0]
     if isinstance(agent.action_space, gym.spaces.Discrete):
         action = np.argmax(out + noise, -1)
         shifted = out - out.max(-1, keepdims=True)
         logp = (shifted - np.log(np.exp(shifted).sum(-1, keepdims=True)))[np.arange(len(x)), action]
         return action, action + agent.action_space.start, logp, value
     std = np.exp(agent.policy_head.log_std.numpy().astype(np.float64))
-    action = out + std * noise
+    if dist.name == "gsde":  # a = mean + z @ (eps * sigma), std^2 = z^2 @ sigma^2 + 1e-6
+        action = out + np.einsum("bk,bkd->bd", features, noise * std)
+        std = np.sqrt(features**2 @ std**2 + 1e-6)
+        noise = (action - out) / std
+    else:
+        action = out + std * noise
     logp = (-0.5 * noise**2 - np.log(std) - 0.5 * np.log(2 * np.pi)).sum(-1)
     low, high = dist.space.low.reshape(-1), dist.space.high.reshape(-1)
     env_action = np.clip(action, low, high) if np.isfinite(low).all() else action
