@@ -41,6 +41,11 @@ JSON_PATH = os.path.join(RESULTS, "presets_zoo.json")
 MD_PATH = os.path.join(RESULTS, "presets_zoo.md")
 EVAL_SEED = 1000
 EVAL_EPISODES = 10
+# rl-zoo's benchmark runs the trained agent for 150k steps and averages the episodes that
+# makes (750 on Pendulum): 10 episodes have a standard error of ~30 there. Each run is
+# also scored that way ("zoo eval": as many episodes as fill 150k steps, seed 2000).
+ZOO_EVAL_STEPS = 150_000
+ZOO_EVAL_SEED = 2000
 
 # name: (env id, preset key, rl-zoo's budget, rl-zoo's published return, note on rl-zoo).
 # Budgets and returns from rl-zoo's benchmark table; settings from its hyperparams/*.yml.
@@ -147,6 +152,29 @@ VARIANTS = {
             {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "gae_lambda": 0.95, **GSDE4},
             {"learning_rate": 1e-3},
         ),
+        "zoo_sde_nr": lambda p: _zoo(
+            "ppo",
+            {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "normalize_rewards": True, **GSDE4},
+            {"learning_rate": 1e-3},
+        ),
+        "preset_sde": _over(GSDE4),
+        "zoo_sde_no": lambda p: _zoo(
+            "ppo",
+            {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "normalize_observations": True, **GSDE4},
+            {"learning_rate": 1e-3},
+        ),
+        "zoo_sde_e20": lambda p: _zoo(
+            "ppo",
+            {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "epochs": 20, **GSDE4},
+            {"learning_rate": 1e-3},
+        ),
+        "zoo_sde_lin": lambda p: _zoo(
+            "ppo",
+            {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, **GSDE4},
+            {"learning_rate": "lin_1e-3"},
+        ),
+        "preset_sde_ls-1": _over({**GSDE4, "log_std_init": -1.0}),
+        "preset_sde_f8": _over({**GSDE4, "sde_sample_freq": 8}),
         "8x256": _over({"n_envs": 8, "n_steps": 256, "batch_size": 256}),
         "lin_lr": _over(optimizer={"learning_rate": "lin_1e-3"}),
         "8x256_lin": _over(
@@ -162,6 +190,10 @@ VARIANTS = {
         "zoo_sde": lambda p: _zoo(
             "trpo", {"n_envs": 2, "n_steps": 1024, "gamma": 0.9, "value_epochs": 15, **GSDE4}
         ),
+        "preset_sde": _over(GSDE4),
+        "kl03_sde": _over(GSDE4, {"max_kl": 0.03}),
+        "kl05_sde": _over(GSDE4, {"max_kl": 0.05}),
+        "8x256_kl03_sde": _over({"n_envs": 8, "n_steps": 256, **GSDE4}, {"max_kl": 0.03}),
         "8x256": _over({"n_envs": 8, "n_steps": 256}),
         "kl03": _over(optimizer={"max_kl": 0.03}),
         "8x256_kl03": _over({"n_envs": 8, "n_steps": 256}, {"max_kl": 0.03}),
@@ -290,6 +322,11 @@ def run_one(row, variant, seed):
     agent.fit(env_id, total_timesteps=budget, seed=seed, verbose=0)
     fit_s = time.perf_counter() - start
     result = agent.evaluate(env_id, episodes=EVAL_EPISODES, seed=EVAL_SEED)
+    import gymnasium as gym
+
+    horizon = gym.spec(env_id).max_episode_steps
+    zoo_episodes = -(-ZOO_EVAL_STEPS // horizon)
+    zoo = agent.evaluate(env_id, episodes=zoo_episodes, seed=ZOO_EVAL_SEED)
     return {
         "row": row,
         "variant": variant,
@@ -300,6 +337,9 @@ def run_one(row, variant, seed):
         "num_timesteps": agent.num_timesteps,
         "mean_return": float(result["mean_return"]),
         "returns": [float(r) for r in result["returns"]],
+        "zoo_eval_episodes": zoo_episodes,
+        "zoo_eval_return": float(zoo["mean_return"]),
+        "zoo_eval_std": float(zoo["std_return"]),
         "fit_seconds": round(fit_s, 1),
         "preset": preset,
         "when": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -351,10 +391,14 @@ def write_report(data):
         "",
         f"Deterministic evaluation, {EVAL_EPISODES} episodes from seed {EVAL_SEED}; mean +/- "
         "std (population) over training seeds. Each run in its own process, one at a time, on "
-        "a shared 2-core CPU. rl-zoo: its benchmark table (single runs, its own settings).",
+        "a shared 2-core CPU. rl-zoo: its benchmark table (single runs, its own settings). "
+        f"zoo eval: mean over seeds of each run's return over {ZOO_EVAL_STEPS:,} evaluation "
+        f"steps (whole episodes, from seed {ZOO_EVAL_SEED}), as rl-zoo scores its runs; "
+        "(n): the seeds that have it.",
         "",
-        "| row | variant | steps | seeds | ours: mean +/- std | per seed | rl-zoo | fit s (mean) |",
-        "|---|---|---:|---:|---:|---|---:|---:|",
+        "| row | variant | steps | seeds | ours: mean +/- std | per seed | zoo eval | rl-zoo "
+        "| fit s (mean) |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|",
     ]
     first = {"preset": 0, "before": 1, "zoo": 2}
     order = sorted(groups.items(), key=lambda kv: (first.get(kv[0][1], 3), kv[0][1]))
@@ -367,10 +411,12 @@ def write_report(data):
             seeds = ", ".join(f"{x['seed']}: {x['mean_return']:.1f}" for x in runs)
             secs = sum(x["fit_seconds"] for x in runs) / len(runs)
             shipped = " (= shipped)" if runs[0]["preset"] == variant_preset(row, "preset") else ""
+            zoo = [x["zoo_eval_return"] for x in runs if "zoo_eval_return" in x]
+            zoo_cell = f"{_stats(zoo)[0]:.1f} ({len(zoo)})" if zoo else "-"
             lines.append(
                 f"| {row} | {variant}{shipped} | {runs[0]['num_timesteps']} | {len(runs)} "
                 f"| {mean:.1f} +/- {std:.1f} "
-                f"| {seeds} | {ROWS[row][3]} | {secs:.0f} |"
+                f"| {seeds} | {zoo_cell} | {ROWS[row][3]} | {secs:.0f} |"
             )
     lines += ["", "Settings of each variant (keras_trust arguments):", ""]
     for (row, variant), runs in sorted(groups.items()):
@@ -384,7 +430,13 @@ def write_report(data):
             for c in checks
         ]
     notes = [f"- {row}: rl-zoo uses {note}" for row, (*_, note) in ROWS.items() if note]
-    lines += ["", "rl-zoo's settings keras_trust lacks (gSDE is not implemented):", "", *notes]
+    lines += [
+        "",
+        "rl-zoo's settings of note (gSDE: keras_trust's `action_distribution=\"gsde\"`, "
+        "variants `*_sde`):",
+        "",
+        *notes,
+    ]
     os.makedirs(RESULTS, exist_ok=True)
     with open(MD_PATH, "w") as f:
         f.write("\n".join(lines) + "\n")

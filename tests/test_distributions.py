@@ -300,6 +300,7 @@ def test_heads_round_trip_through_keras_serialization():
         MultiCategoricalHead([2, 3]),
         DiagGaussianHead(2),
         dists.BernoulliHead(4),
+        dists.StateDependentGaussianHead(2, log_std_init=-1.0, epsilon=1e-5),
     ]
     for head in heads:
         clone = keras.layers.deserialize(keras.layers.serialize(head))
@@ -311,6 +312,7 @@ def test_heads_round_trip_through_keras_serialization():
         "bernoulli",
         "diag_gaussian",
         "squashed_gaussian",
+        "gsde",
     )
 
 

@@ -15,7 +15,6 @@ from keras_trust.agents import inference, networks, recurrence, saving, training
 from keras_trust.agents.acting import CompiledPolicy
 from keras_trust.agents.host_policy import HostPlan
 from keras_trust.agents.recurrent_acting import RecurrentCompiledPolicy
-from keras_trust.agents.saving import atomic_save
 from keras_trust.agents.validation import (
     check_agent_arguments,
     require,
@@ -24,20 +23,10 @@ from keras_trust.agents.validation import (
 )
 from keras_trust.observations import leaf_shape
 from keras_trust.ops.state import unique
-from keras_trust.rollout import env_state
 from keras_trust.rollout.collector import InProcessSampler
 
-# Constructor arguments stored as attributes of the same name (and so in `get_config`).
-# The entry of the agent's own weights in a `.keras` file that holds its `env_state`.
-ENV_STATE_KEY = "env_state"
 
-HYPERPARAMETERS = (
-    "n_envs n_steps batch_size gamma gae_lambda normalize_observations normalize_rewards "
-    "normalize_advantage hidden_sizes activation log_std_init sde_sample_freq use_action_masks"
-).split()
-
-
-class Agent(keras.Model):
+class Agent(inference.Serving, saving.Persistence, keras.Model):
     """Base of the trust-region agents: environment loop, networks, saving and export.
 
     Subclasses provide `_default_optimizer()`, `_default_value_optimizer()`,
@@ -166,17 +155,6 @@ class Agent(keras.Model):
     def env_state(self, state):
         # Kept out of Keras's attribute tracking: a plain dict of NumPy arrays.
         object.__setattr__(self, "_env_state", state)
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        if self.env_state is not None:
-            store[ENV_STATE_KEY] = env_state.pack(self.env_state)
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        if ENV_STATE_KEY in keys:
-            self.env_state = env_state.unpack(store[ENV_STATE_KEY])
-        super().load_own_variables({k: store[k] for k in keys if k != ENV_STATE_KEY})
 
     @property
     def distribution(self) -> str:
@@ -405,118 +383,3 @@ class Agent(keras.Model):
 
     def _train(self, obs, actions, log_probs, advantages, returns, weights, seed, masks=None):
         raise NotImplementedError
-
-    # ----------------------------------------------------------------- inference
-    def _check_built(self):
-        if not self.built:
-            raise ValueError("The agent has not been built yet: call fit(env, ...) first.")
-
-    def predict(
-        self, obs, deterministic=True, seed=None, action_mask=None, state=None, episode_start=None
-    ):
-        """Actions for an observation batch (a single observation works too).
-
-        Args:
-            obs: observation or batch of observations (a dict/tuple for Dict/Tuple spaces).
-            deterministic: the distribution's mode if True, else a sample.
-            seed: seed of the sampling noise when `deterministic=False`.
-            action_mask: bool `(B, mask_size)` or `(mask_size,)` of allowed actions
-                (Discrete/MultiDiscrete); masked actions are never returned.
-            state: a recurrent agent's policy state (`initial_state(B)` when None).
-            episode_start: bool `(B,)`: rows whose state is reset first. Default all False.
-
-        Returns:
-            The actions; for a recurrent agent `(actions, new_state)`.
-        """
-        self._check_built()
-        return inference.predict(self, obs, deterministic, seed, action_mask, state, episode_start)
-
-    def predict_value(self, obs):
-        """The critic's estimate, in the env's reward units (undoing reward scaling)."""
-        self._check_built()
-        return inference.predict_value(self, obs)
-
-    def evaluate(self, env, episodes=10, deterministic=True, seed=None, n_envs=None):
-        """Runs whole episodes and reports their returns.
-
-        The episodes run side by side over a vector env, one batched policy call per
-        vector step: an env runs several episodes only when `episodes > n_envs`.
-
-        Args:
-            env: a gymnasium id, a zero-argument callable returning an Env, a
-                `gymnasium.vector.VectorEnv` (NEXT_STEP autoreset; used as is), or an Env
-                instance (stepped alone).
-            episodes: number of episodes. Defaults to `10`.
-            deterministic: act by the distribution's mode. Defaults to `True`.
-            seed: seed of the first resets and of sampling. With `n_envs=1`, episode `k`
-                starts from `reset(seed=seed + k)`; over `n` envs, env `i` starts from
-                `reset(seed=seed + i)` and its later episodes from seeds derived from
-                that and their number (`rollout.env_state.episode_seed`). So with
-                `episodes <= n_envs` both give the same episodes.
-            n_envs: envs stepped together. Defaults to `min(episodes, 16)` for an id or a
-                callable (`rollout.evaluation.MAX_EVAL_ENVS`), the vector env's `num_envs`, or
-                1 for an Env instance.
-
-        Returns:
-            A dict with `mean_return`, `std_return`, `mean_length`, `returns`, `lengths`.
-        """
-        self._check_built()
-        require_positive_int("episodes", episodes)
-        if n_envs is not None:
-            require_positive_int("n_envs", n_envs)
-        return inference.evaluate(self, env, episodes, deterministic, seed, n_envs)
-
-    # ---------------------------------------------------------- saving / export
-    def save(self, filepath, overwrite=True, **kwargs):
-        """Saves the agent to a `.keras` file, atomically (temporary file + rename).
-
-        A crash mid-write leaves any previous file at `filepath` intact and loadable.
-        """
-        self._check_built()
-        atomic_save(
-            lambda tmp: super(Agent, self).save(tmp, overwrite=True, **kwargs), filepath, overwrite
-        )
-
-    def export(self, filepath, format="tf_saved_model", verbose=False, **kwargs):
-        """Exports the deterministic policy; it runs without keras_trust.
-
-        Args:
-            filepath: a directory for SavedModel, a file for TFLite and ONNX.
-            format: `"tf_saved_model"` (default; `serving_default` maps a float32
-                observation batch to the action batch, plus a `value` endpoint),
-                `"tflite"` or `"onnx"` (the `export` extra).
-        """
-        self._check_built()
-        from keras_trust.export import export
-
-        export(self, filepath, format=format)
-
-    def get_build_config(self):
-        return saving.build_config(self) if self.built else None
-
-    def build_from_config(self, config):
-        self.build_for(*saving.build_arguments(config))
-
-    def get_compile_config(self):
-        return saving.compile_config(self)
-
-    def compile_from_config(self, config):
-        self.compile(**saving.compile_arguments(config))
-
-    def get_config(self):
-        config = {key: getattr(self, key) for key in HYPERPARAMETERS}
-        config["hidden_sizes"] = list(self.hidden_sizes)
-        config["action_distribution"] = self.action_distribution_name
-        return {
-            "name": self.name,
-            "policy": saving.serialize_optional(self.policy_model),
-            "value": saving.serialize_optional(self.value_model),
-            **config,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("policy", "value"):
-            config[key] = saving.deserialize_optional(config.get(key))
-        return cls(**config)

@@ -1,18 +1,83 @@
 """Serving a trained agent: `predict`, `predict_value` and `evaluate`, for any space.
 
-The batch handling (a single observation gets a batch axis), action masks and a
-recurrent policy's state live here; `Agent`'s methods of the same names document the
-arguments and call these.
+`Serving` is the part of `Agent` that uses a trained policy (its base class beside
+`keras.Model`); the functions below it do the work: the batch handling (a single
+observation gets a batch axis), action masks and a recurrent policy's state.
 """
 
 import gymnasium as gym
 import numpy as np
 
 from keras_trust.agents.recurrent_acting import RecurrentEpisodes
+from keras_trust.agents.validation import require_positive_int
 from keras_trust.rollout import masks
 from keras_trust.rollout.envs import make_vector_env, single_env
 from keras_trust.rollout.evaluation import MAX_EVAL_ENVS, run_episodes, run_vectorized_episodes
 from keras_trust.spaces import is_image
+
+
+class Serving:
+    """`predict`, `predict_value` and `evaluate` of an `Agent` (a mixin before
+    `keras.Model`, whose methods of these names it replaces)."""
+
+    def _check_built(self):
+        if not self.built:
+            raise ValueError("The agent has not been built yet: call fit(env, ...) first.")
+
+    def predict(
+        self, obs, deterministic=True, seed=None, action_mask=None, state=None, episode_start=None
+    ):
+        """Actions for an observation batch (a single observation works too).
+
+        Args:
+            obs: observation or batch of observations (a dict/tuple for Dict/Tuple spaces).
+            deterministic: the distribution's mode if True, else a sample.
+            seed: seed of the sampling noise when `deterministic=False`.
+            action_mask: bool `(B, mask_size)` or `(mask_size,)` of allowed actions
+                (Discrete/MultiDiscrete); masked actions are never returned.
+            state: a recurrent agent's policy state (`initial_state(B)` when None).
+            episode_start: bool `(B,)`: rows whose state is reset first. Default all False.
+
+        Returns:
+            The actions; for a recurrent agent `(actions, new_state)`.
+        """
+        self._check_built()
+        return predict(self, obs, deterministic, seed, action_mask, state, episode_start)
+
+    def predict_value(self, obs):
+        """The critic's estimate, in the env's reward units (undoing reward scaling)."""
+        self._check_built()
+        return predict_value(self, obs)
+
+    def evaluate(self, env, episodes=10, deterministic=True, seed=None, n_envs=None):
+        """Runs whole episodes and reports their returns.
+
+        The episodes run side by side over a vector env, one batched policy call per
+        vector step: an env runs several episodes only when `episodes > n_envs`.
+
+        Args:
+            env: a gymnasium id, a zero-argument callable returning an Env, a
+                `gymnasium.vector.VectorEnv` (NEXT_STEP autoreset; used as is), or an Env
+                instance (stepped alone).
+            episodes: number of episodes. Defaults to `10`.
+            deterministic: act by the distribution's mode. Defaults to `True`.
+            seed: seed of the first resets and of sampling. With `n_envs=1`, episode `k`
+                starts from `reset(seed=seed + k)`; over `n` envs, env `i` starts from
+                `reset(seed=seed + i)` and its later episodes from seeds derived from
+                that and their number (`rollout.env_state.episode_seed`). So with
+                `episodes <= n_envs` both give the same episodes.
+            n_envs: envs stepped together. Defaults to `min(episodes, 16)` for an id or a
+                callable (`rollout.evaluation.MAX_EVAL_ENVS`), the vector env's `num_envs`, or
+                1 for an Env instance.
+
+        Returns:
+            A dict with `mean_return`, `std_return`, `mean_length`, `returns`, `lengths`.
+        """
+        self._check_built()
+        require_positive_int("episodes", episodes)
+        if n_envs is not None:
+            require_positive_int("n_envs", n_envs)
+        return evaluate(self, env, episodes, deterministic, seed, n_envs)
 
 
 def predict(agent, obs, deterministic, seed, action_mask, state, episode_start):

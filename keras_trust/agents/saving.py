@@ -1,5 +1,8 @@
 """Saving agents atomically and loading them back (used by `Agent.save` and checkpoints).
 
+`Persistence` is the part of `Agent` that writes it (`save`, `export`) and describes it
+to Keras (`get_config`, the build and compile configs, the env state among its weights).
+
 A `.keras` file is written to a temporary file in the same directory, flushed to disk
 and moved over the old one with `os.replace`, so a crash (even `kill -9`) at any moment
 leaves the previous file complete and loadable.
@@ -11,7 +14,16 @@ import zipfile
 
 import keras
 
+from keras_trust.rollout import env_state as env_state_io
 from keras_trust.spaces import space_from_config, space_to_config
+
+# Constructor arguments stored as attributes of the same name (and so in `get_config`).
+HYPERPARAMETERS = (
+    "n_envs n_steps batch_size gamma gae_lambda normalize_observations normalize_rewards "
+    "normalize_advantage hidden_sizes activation log_std_init sde_sample_freq use_action_masks"
+).split()
+# The entry of the agent's own weights in a `.keras` file that holds its `env_state`.
+ENV_STATE_KEY = "env_state"
 
 
 def atomic_write(write, filepath, suffix: str = "") -> None:
@@ -156,3 +168,74 @@ def load_agent(filepath):
     if not isinstance(model, Agent):
         raise ValueError(f"{filepath!r} holds a {type(model).__name__}, not a keras_trust agent.")
     return model
+
+
+class Persistence:
+    """`save`, `export` and the Keras configs of an `Agent` (a mixin before `keras.Model`)."""
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        if self.env_state is not None:
+            store[ENV_STATE_KEY] = env_state_io.pack(self.env_state)
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if ENV_STATE_KEY in keys:
+            self.env_state = env_state_io.unpack(store[ENV_STATE_KEY])
+        super().load_own_variables({k: store[k] for k in keys if k != ENV_STATE_KEY})
+
+    def save(self, filepath, overwrite=True, **kwargs):
+        """Saves the agent to a `.keras` file, atomically (temporary file + rename).
+
+        A crash mid-write leaves any previous file at `filepath` intact and loadable.
+        """
+        self._check_built()
+        atomic_save(
+            lambda tmp: super(Persistence, self).save(tmp, overwrite=True, **kwargs),
+            filepath,
+            overwrite,
+        )
+
+    def export(self, filepath, format="tf_saved_model", verbose=False, **kwargs):
+        """Exports the deterministic policy; it runs without keras_trust.
+
+        Args:
+            filepath: a directory for SavedModel, a file for TFLite and ONNX.
+            format: `"tf_saved_model"` (default; `serving_default` maps a float32
+                observation batch to the action batch, plus a `value` endpoint),
+                `"tflite"` or `"onnx"` (the `export` extra).
+        """
+        self._check_built()
+        from keras_trust.export import export
+
+        export(self, filepath, format=format)
+
+    def get_build_config(self):
+        return build_config(self) if self.built else None
+
+    def build_from_config(self, config):
+        self.build_for(*build_arguments(config))
+
+    def get_compile_config(self):
+        return compile_config(self)
+
+    def compile_from_config(self, config):
+        self.compile(**compile_arguments(config))
+
+    def get_config(self):
+        config = {key: getattr(self, key) for key in HYPERPARAMETERS}
+        config["hidden_sizes"] = list(self.hidden_sizes)
+        config["action_distribution"] = self.action_distribution_name
+        return {
+            "name": self.name,
+            "policy": serialize_optional(self.policy_model),
+            "value": serialize_optional(self.value_model),
+            **config,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("policy", "value"):
+            config[key] = deserialize_optional(config.get(key))
+        return cls(**config)

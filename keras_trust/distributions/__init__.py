@@ -7,7 +7,7 @@
 | `MultiBinary`   | `Bernoulli`        | `"bernoulli"`         | `[logits (B, n)]`               |
 | `Box`           | `DiagGaussian`     | `"diag_gaussian"`     | `[mean (B, d), log_std (B, d)]` |
 | `Box` (bounded) | `SquashedDiagGaussian` | `"squashed_gaussian"` | `[mean, log_std]` (pre-tanh) |
-| `Box`           | `StateDependentGaussian` | `"gsde"`            | `[mean, log_std, features]`     |
+| `Box` (gSDE)    | `StateDependentGaussian` | `"gsde"`  | `[mean, log_std, features]`     |
 
 `Categorical` and `MultiCategorical` accept action masks (`apply_mask`).
 

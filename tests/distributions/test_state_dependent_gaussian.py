@@ -79,7 +79,9 @@ def test_actions_over_many_exploration_matrices_have_the_heads_law():
     tiled = [tf.repeat(p, n, axis=0) for p in params]
     actions = dist.sample(tiled, tf.constant(eps)).numpy()
     mean, log_std, _ = np_head(head, z.astype(np.float64))
-    np.testing.assert_allclose(actions.mean(0), mean[0], atol=4 * np.exp(log_std[0]).max() / np.sqrt(n))
+    np.testing.assert_allclose(
+        actions.mean(0), mean[0], atol=4 * np.exp(log_std[0]).max() / np.sqrt(n)
+    )
     # std: sqrt(sum_i z_i^2 sigma_ij^2) (the 1e-6 of the head is below the MC error).
     np.testing.assert_allclose(actions.std(0), np.exp(log_std[0]), rtol=0.01)
     # The two action dims use independent columns of E: uncorrelated.
@@ -119,7 +121,9 @@ def test_rollout_noise_holds_each_matrix_for_sample_freq_steps(freq, blocks):
 def test_an_agents_rollout_keeps_its_exploration_matrix_for_the_block():
     """Through the agent's compiled act: the same observation gets the same action within a
     block of `sde_sample_freq` steps and another one in the next block; envs differ."""
-    agent = kt.PPO(n_envs=2, n_steps=8, batch_size=16, action_distribution="gsde", sde_sample_freq=3)
+    agent = kt.PPO(
+        n_envs=2, n_steps=8, batch_size=16, action_distribution="gsde", sde_sample_freq=3
+    )
     env = gym.make("Pendulum-v1")
     agent.build_for(env.observation_space, env.action_space)
     policy = agent.acting
