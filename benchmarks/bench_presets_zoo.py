@@ -123,10 +123,12 @@ def _zoo_halfcheetah_trpo(preset):
     return preset
 
 
-def _over(agent=None, optimizer=None, value_optimizer=None):
-    """A variant: the shipped preset with some of its sections' entries replaced."""
+def _over(agent=None, optimizer=None, value_optimizer=None, base=None):
+    """A variant: the shipped preset (or `base`) with some of its sections' entries replaced."""
 
     def make(preset):
+        if base is not None:
+            preset = {**copy.deepcopy(base), "total_timesteps": preset["total_timesteps"]}
         for key, entries in (("agent", agent), ("optimizer", optimizer)):
             preset[key] = {**preset.get(key, {}), **(entries or {})}
         if value_optimizer:
@@ -136,11 +138,51 @@ def _over(agent=None, optimizer=None, value_optimizer=None):
     return make
 
 
+# The Pendulum presets before gSDE (2026-12-01); the candidates tried then derive from them.
+PENDULUM_PPO_BEFORE = {
+    "agent": {
+        "n_envs": 32,
+        "n_steps": 128,
+        "batch_size": 512,
+        "epochs": 10,
+        "gamma": 0.9,
+        "gae_lambda": 0.95,
+        "ent_coef": 0.0,
+        "log_std_init": 0.0,
+        "normalize_observations": False,
+        "normalize_rewards": True,
+    },
+    "optimizer": {"name": "adam", "learning_rate": 0.001, "epsilon": 1e-05},
+}
+PENDULUM_TRPO_BEFORE = {
+    "agent": {
+        "n_envs": 16,
+        "n_steps": 256,
+        "batch_size": 512,
+        "value_epochs": 10,
+        "gamma": 0.9,
+        "gae_lambda": 0.95,
+        "normalize_rewards": True,
+    },
+    "optimizer": {"name": "trust_region", "max_kl": 0.01, "cg_iters": 15},
+    "value_optimizer": {"name": "adam", "learning_rate": 0.001},
+}
+
+
+def _pendulum_ppo_before(agent=None, optimizer=None):
+    return _over(agent, optimizer, base=PENDULUM_PPO_BEFORE)
+
+
+def _pendulum_trpo_before(agent=None, optimizer=None):
+    return _over(agent, optimizer, base=PENDULUM_TRPO_BEFORE)
+
+
 # row: {variant: a function of the shipped preset giving the variant's preset}.
 # "preset" (the shipped one) is implicit for every row; the others are rl-zoo's settings
 # ("zoo") and the candidates tried against rl-zoo's figure.
 VARIANTS = {
     "pendulum-ppo": {
+        "before": _pendulum_ppo_before(),
         "zoo": lambda p: _zoo(
             "ppo",
             {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "gae_lambda": 0.95},
@@ -157,7 +199,7 @@ VARIANTS = {
             {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "normalize_rewards": True, **GSDE4},
             {"learning_rate": 1e-3},
         ),
-        "preset_sde": _over(GSDE4),
+        "preset_sde": _pendulum_ppo_before(GSDE4),
         "zoo_sde_no": lambda p: _zoo(
             "ppo",
             {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "normalize_observations": True, **GSDE4},
@@ -173,30 +215,51 @@ VARIANTS = {
             {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, **GSDE4},
             {"learning_rate": "lin_1e-3"},
         ),
-        "preset_sde_ls-1": _over({**GSDE4, "log_std_init": -1.0}),
-        "preset_sde_f8": _over({**GSDE4, "sde_sample_freq": 8}),
-        "8x256": _over({"n_envs": 8, "n_steps": 256, "batch_size": 256}),
-        "lin_lr": _over(optimizer={"learning_rate": "lin_1e-3"}),
-        "8x256_lin": _over(
+        "preset_sde_ls-1": _pendulum_ppo_before({**GSDE4, "log_std_init": -1.0}),
+        "zoo_sde_ls-1": lambda p: _zoo(
+            "ppo",
+            {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "log_std_init": -1.0, **GSDE4},
+            {"learning_rate": 1e-3},
+        ),
+        "preset_sde_f8": _pendulum_ppo_before({**GSDE4, "sde_sample_freq": 8}),
+        "8x256": _pendulum_ppo_before({"n_envs": 8, "n_steps": 256, "batch_size": 256}),
+        "lin_lr": _pendulum_ppo_before(optimizer={"learning_rate": "lin_1e-3"}),
+        "8x256_lin": _pendulum_ppo_before(
             {"n_envs": 8, "n_steps": 256, "batch_size": 256}, {"learning_rate": "lin_1e-3"}
         ),
-        "8x256_b64": _over({"n_envs": 8, "n_steps": 256, "batch_size": 64}),
-        "8x256_ls": _over({"n_envs": 8, "n_steps": 256, "batch_size": 256, "log_std_init": -0.5}),
+        "8x256_b64": _pendulum_ppo_before({"n_envs": 8, "n_steps": 256, "batch_size": 64}),
+        "8x256_ls": _pendulum_ppo_before(
+            {"n_envs": 8, "n_steps": 256, "batch_size": 256, "log_std_init": -0.5}
+        ),
     },
     "pendulum-trpo": {
+        "before": _pendulum_trpo_before(),
         "zoo": lambda p: _zoo(
             "trpo", {"n_envs": 2, "n_steps": 1024, "gamma": 0.9, "value_epochs": 15}
         ),
         "zoo_sde": lambda p: _zoo(
             "trpo", {"n_envs": 2, "n_steps": 1024, "gamma": 0.9, "value_epochs": 15, **GSDE4}
         ),
-        "preset_sde": _over(GSDE4),
-        "kl03_sde": _over(GSDE4, {"max_kl": 0.03}),
-        "kl05_sde": _over(GSDE4, {"max_kl": 0.05}),
-        "8x256_kl03_sde": _over({"n_envs": 8, "n_steps": 256, **GSDE4}, {"max_kl": 0.03}),
-        "8x256": _over({"n_envs": 8, "n_steps": 256}),
-        "kl03": _over(optimizer={"max_kl": 0.03}),
-        "8x256_kl03": _over({"n_envs": 8, "n_steps": 256}, {"max_kl": 0.03}),
+        "preset_sde": _pendulum_trpo_before(GSDE4),
+        "kl03_sde": _pendulum_trpo_before(GSDE4, {"max_kl": 0.03}),
+        "kl05_sde": _pendulum_trpo_before(GSDE4, {"max_kl": 0.05}),
+        "zoo_sde_ls-1": lambda p: _zoo(
+            "trpo",
+            {
+                "n_envs": 2,
+                "n_steps": 1024,
+                "gamma": 0.9,
+                "value_epochs": 15,
+                "log_std_init": -1.0,
+                **GSDE4,
+            },
+        ),
+        "8x256_kl03_sde": _pendulum_trpo_before(
+            {"n_envs": 8, "n_steps": 256, **GSDE4}, {"max_kl": 0.03}
+        ),
+        "8x256": _pendulum_trpo_before({"n_envs": 8, "n_steps": 256}),
+        "kl03": _pendulum_trpo_before(optimizer={"max_kl": 0.03}),
+        "8x256_kl03": _pendulum_trpo_before({"n_envs": 8, "n_steps": 256}, {"max_kl": 0.03}),
     },
     "acrobot-trpo": {
         "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 1024, **NORM}),
