@@ -169,6 +169,22 @@ PENDULUM_TRPO_BEFORE = {
 }
 
 
+# The Acrobot TRPO preset until rl-zoo's own settings (the `zoo` variant) replaced it.
+ACROBOT_TRPO_8X256 = {
+    "agent": {
+        "n_envs": 8,
+        "n_steps": 256,
+        "batch_size": 512,
+        "value_epochs": 10,
+        "gamma": 0.99,
+        "gae_lambda": 0.94,
+        "normalize_observations": True,
+    },
+    "optimizer": {"name": "trust_region", "max_kl": 0.01, "cg_iters": 15, "cg_damping": 0.1},
+    "value_optimizer": {"name": "adam", "learning_rate": 0.001},
+}
+
+
 def _pendulum_ppo_before(agent=None, optimizer=None):
     return _over(agent, optimizer, base=PENDULUM_PPO_BEFORE)
 
@@ -263,9 +279,16 @@ VARIANTS = {
     },
     "acrobot-trpo": {
         "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 1024, **NORM}),
-        "8x256": _over({"n_envs": 8, "n_steps": 256}),
-        "kl03": _over({"n_envs": 16}, {"max_kl": 0.03}),
-        "before": _over({"n_envs": 16}),
+        "8x256": _over(base=ACROBOT_TRPO_8X256),
+        "kl03": _over({"n_envs": 16}, {"max_kl": 0.03}, base=ACROBOT_TRPO_8X256),
+        "before": _over({"n_envs": 16}, base=ACROBOT_TRPO_8X256),
+        "zoo_kl02": lambda p: _zoo(
+            "trpo", {"n_envs": 2, "n_steps": 1024, **NORM}, {"max_kl": 0.02}
+        ),
+        "zoo_gae94": lambda p: _zoo(
+            "trpo", {"n_envs": 2, "n_steps": 1024, "gae_lambda": 0.94, **NORM}
+        ),
+        "8x256_nr": _over({"normalize_rewards": True}, base=ACROBOT_TRPO_8X256),
     },
     "acrobot-ppo": {
         "zoo": lambda p: _zoo(
@@ -343,6 +366,12 @@ VARIANTS = {
             },
             {"learning_rate": 5.05041e-5},
         ),
+        # rl-zoo's Walker2d settings with its HalfCheetah/Hopper network (ReLU 256-256,
+        # log-std -2).
+        "zoo_relu": lambda p: {
+            **VARIANTS["walker-ppo"]["zoo"](p),
+            "agent": {**VARIANTS["walker-ppo"]["zoo"](p)["agent"], **ZOO_MUJOCO_NET},
+        },
     },
     "halfcheetah-trpo": {"zoo": _zoo_halfcheetah_trpo},
     "mcc-trpo": {

@@ -35,9 +35,15 @@ presets changed). With the NumPy rollouts, seed 0 passes every test below.
   and 1. Sweeps over max_kl, damping, GAE lambda, envs and critic epochs (12 seeds each)
   found no setting that passes every seed within 100k steps.
 - CartPole npg (124,928 steps): 500, 500, 500, 500, 433.2, 326.8 (seeds 4 and 5 fail).
-- Pendulum ppo (131,072 steps): -212.6, -184.7, -236.7, -233.1, -234.2, -236.1.
-- Pendulum trpo (200,704 steps): -217.9, -203.9, -202.5, -216.3, -184.9, -203.4.
-- Acrobot trpo (100,352 steps, 8 envs), seeds 0-2: -79.9, -80.3, -76.3.
+- Pendulum ppo and trpo explore with gSDE (`action_distribution="gsde"`) since
+  2026-12-01, measured with the NumPy rollouts: ppo (102,400 steps) -191.8, -206.8,
+  -191.4, -190.3, -213.4, -192.9; trpo (100,352 steps) -206.6, -206.3, -206.2, -205.0,
+  -192.6, -190.3. Before (no gSDE, compiled act): ppo at 131,072 steps -212.6 to -236.7,
+  trpo at 200,704 steps -184.9 to -217.9.
+- Acrobot trpo: rl-zoo's settings since 2026-12-01 (2 envs x 1024, normalized
+  observations and rewards, 100,352 steps; NumPy rollouts), seeds 0-2: -84.1, -97.8,
+  -86.4. Before (8 envs x 256, compiled act): -79.9, -80.3, -76.3; with the NumPy
+  rollouts -90.9, -82.4, -80.9.
 - MountainCarContinuous ppo (20,480 steps, 4 x 256), seeds 0-5: 97.3, 94.2, 93.5, 93.7,
   94.3, 93.3; trpo (51,200 steps, log_std_init 1.0), seeds 0-5: 93.5, 92.6, 92.7, 92.2,
   92.5, 92.6 (`benchmarks/results/presets_zoo.md`).
