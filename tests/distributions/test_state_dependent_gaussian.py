@@ -159,6 +159,12 @@ def test_gsde_agent_saves_loads_and_rejects_bad_settings(tmp_path):
     np.testing.assert_allclose(
         loaded.policy_head.log_std.numpy(), agent.policy_head.log_std.numpy()
     )
+    # The SavedModel serves the mean action, without keras_trust.
+    agent.export(str(tmp_path / "policy"))
+    served = tf.saved_model.load(str(tmp_path / "policy")).signatures["serving_default"]
+    np.testing.assert_allclose(
+        list(served(tf.constant(obs)).values())[0].numpy(), agent.predict(obs), atol=1e-6
+    )
     with pytest.raises(ValueError, match="sde_sample_freq must be an integer"):
         kt.PPO(action_distribution="gsde", sde_sample_freq=2.5)
     with pytest.raises(ValueError, match="does not support"):
