@@ -485,7 +485,8 @@ def write_report(data):
         "",
         f"Deterministic evaluation, {EVAL_EPISODES} episodes from seed {EVAL_SEED}; mean +/- "
         "std (population) over training seeds. Each run in its own process on a shared 2-core "
-        "CPU, sometimes beside other runs: fit seconds are not speed figures. rl-zoo: its benchmark table (single runs, its own settings). "
+        "CPU, sometimes beside other runs: fit seconds are not speed figures. rl-zoo: its "
+        "benchmark table (single runs, its own settings). "
         f"zoo eval: mean over seeds of each run's mean return over {ZOO_EVAL_STEPS:,} / the "
         f"env's step limit episodes (from seed {ZOO_EVAL_SEED}), near how rl-zoo scores its "
         "runs; (n): the seeds that have it.",
