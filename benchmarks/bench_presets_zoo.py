@@ -187,6 +187,22 @@ ACROBOT_TRPO_8X256 = {
 }
 
 
+# The Acrobot PPO preset before rl-zoo's settings (the `zoo` variant) replaced it.
+ACROBOT_PPO_BEFORE = {
+    "agent": {
+        "n_envs": 16,
+        "n_steps": 256,
+        "batch_size": 256,
+        "epochs": 4,
+        "gamma": 0.99,
+        "gae_lambda": 0.94,
+        "ent_coef": 0.0,
+        "normalize_observations": True,
+    },
+    "optimizer": {"name": "adam", "learning_rate": 0.001, "epsilon": 1e-05},
+}
+
+
 def _pendulum_ppo_before(agent=None, optimizer=None):
     return _over(agent, optimizer, base=PENDULUM_PPO_BEFORE)
 
@@ -293,6 +309,7 @@ VARIANTS = {
         "8x256_nr": _over({"normalize_rewards": True}, base=ACROBOT_TRPO_8X256),
     },
     "acrobot-ppo": {
+        "before": _over(base=ACROBOT_PPO_BEFORE),
         "zoo": lambda p: _zoo(
             "ppo", {"n_envs": 16, "n_steps": 256, "gae_lambda": 0.94, "epochs": 4, **NORM}
         ),
