@@ -203,6 +203,25 @@ ACROBOT_PPO_BEFORE = {
 }
 
 
+# The PPO paper's MuJoCo settings with normalization: the Walker2d PPO preset until
+# rl-zoo's (the `zoo` variant) replaced it; still the Hopper one.
+MUJOCO_PPO_PAPER = {
+    "agent": {
+        "n_envs": 1,
+        "n_steps": 2048,
+        "batch_size": 64,
+        "epochs": 10,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "clip_ratio": 0.2,
+        "ent_coef": 0.0,
+        "normalize_observations": True,
+        "normalize_rewards": True,
+    },
+    "optimizer": {"name": "adam", "learning_rate": 0.0003, "epsilon": 1e-05},
+}
+
+
 def _pendulum_ppo_before(agent=None, optimizer=None):
     return _over(agent, optimizer, base=PENDULUM_PPO_BEFORE)
 
@@ -368,6 +387,7 @@ VARIANTS = {
         ),
     },
     "walker-ppo": {
+        "paper": _over(base=MUJOCO_PPO_PAPER),
         "zoo": lambda p: _zoo(
             "ppo",
             {
