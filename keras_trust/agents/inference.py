@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from keras_trust.agents.recurrent_acting import RecurrentEpisodes
-from keras_trust.agents.validation import require_positive_int
+from keras_trust.agents.validation import require_built, require_positive_int
 from keras_trust.rollout import masks
 from keras_trust.rollout.envs import make_vector_env, single_env
 from keras_trust.rollout.evaluation import MAX_EVAL_ENVS, run_episodes, run_vectorized_episodes
@@ -19,10 +19,6 @@ from keras_trust.spaces import is_image
 class Serving:
     """`predict`, `predict_value` and `evaluate` of an `Agent` (a mixin before
     `keras.Model`, whose methods of these names it replaces)."""
-
-    def _check_built(self):
-        if not self.built:
-            raise ValueError("The agent has not been built yet: call fit(env, ...) first.")
 
     def predict(
         self, obs, deterministic=True, seed=None, action_mask=None, state=None, episode_start=None
@@ -41,12 +37,12 @@ class Serving:
         Returns:
             The actions; for a recurrent agent `(actions, new_state)`.
         """
-        self._check_built()
+        require_built(self)
         return predict(self, obs, deterministic, seed, action_mask, state, episode_start)
 
     def predict_value(self, obs):
         """The critic's estimate, in the env's reward units (undoing reward scaling)."""
-        self._check_built()
+        require_built(self)
         return predict_value(self, obs)
 
     def evaluate(self, env, episodes=10, deterministic=True, seed=None, n_envs=None):
@@ -73,7 +69,7 @@ class Serving:
         Returns:
             A dict with `mean_return`, `std_return`, `mean_length`, `returns`, `lengths`.
         """
-        self._check_built()
+        require_built(self)
         require_positive_int("episodes", episodes)
         if n_envs is not None:
             require_positive_int("n_envs", n_envs)

@@ -14,6 +14,7 @@ import zipfile
 
 import keras
 
+from keras_trust.agents.validation import require_built
 from keras_trust.rollout import env_state as env_state_io
 from keras_trust.spaces import space_from_config, space_to_config
 
@@ -189,7 +190,7 @@ class Persistence:
 
         A crash mid-write leaves any previous file at `filepath` intact and loadable.
         """
-        self._check_built()
+        require_built(self)
         atomic_save(
             lambda tmp: super(Persistence, self).save(tmp, overwrite=True, **kwargs),
             filepath,
@@ -205,7 +206,7 @@ class Persistence:
                 observation batch to the action batch, plus a `value` endpoint),
                 `"tflite"` or `"onnx"` (the `export` extra).
         """
-        self._check_built()
+        require_built(self)
         from keras_trust.export import export
 
         export(self, filepath, format=format)

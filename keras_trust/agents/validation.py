@@ -18,6 +18,11 @@ def require_positive_int(name: str, value) -> None:
     )
 
 
+def require_built(agent) -> None:
+    """An agent must be built (by `fit`, `prepare` or loading) before it is used or saved."""
+    require(agent.built, "The agent has not been built yet: call fit(env, ...) first.")
+
+
 def require_int(name: str, value) -> None:
     """`value` must be an integer (Python or NumPy, not a bool)."""
     require(
