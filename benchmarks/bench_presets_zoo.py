@@ -222,6 +222,18 @@ MUJOCO_PPO_PAPER = {
 }
 
 
+def _pendulum_zoo_ppo(agent=None, lr=1e-3):
+    """rl-zoo's Pendulum PPO (4 envs x 1024, gamma 0.9, Adam `lr`) with `agent` entries."""
+    base = {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "gae_lambda": 0.95}
+    return lambda p: _zoo("ppo", {**base, **(agent or {})}, {"learning_rate": lr})
+
+
+def _pendulum_zoo_trpo(agent=None):
+    """rl-zoo's Pendulum TRPO (2 envs x 1024, gamma 0.9, 15 critic epochs) with `agent`."""
+    base = {"n_envs": 2, "n_steps": 1024, "gamma": 0.9, "value_epochs": 15}
+    return lambda p: _zoo("trpo", {**base, **(agent or {})})
+
+
 def _pendulum_ppo_before(agent=None, optimizer=None):
     return _over(agent, optimizer, base=PENDULUM_PPO_BEFORE)
 
@@ -236,44 +248,16 @@ def _pendulum_trpo_before(agent=None, optimizer=None):
 VARIANTS = {
     "pendulum-ppo": {
         "before": _pendulum_ppo_before(),
-        "zoo": lambda p: _zoo(
-            "ppo",
-            {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "gae_lambda": 0.95},
-            {"learning_rate": 1e-3},
-        ),
+        "zoo": _pendulum_zoo_ppo(),
         # rl-zoo's settings with its gSDE (`action_distribution="gsde"`).
-        "zoo_sde": lambda p: _zoo(
-            "ppo",
-            {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "gae_lambda": 0.95, **GSDE4},
-            {"learning_rate": 1e-3},
-        ),
-        "zoo_sde_nr": lambda p: _zoo(
-            "ppo",
-            {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "normalize_rewards": True, **GSDE4},
-            {"learning_rate": 1e-3},
-        ),
+        "zoo_sde": _pendulum_zoo_ppo(GSDE4),
+        "zoo_sde_nr": _pendulum_zoo_ppo({"normalize_rewards": True, **GSDE4}),
         "preset_sde": _pendulum_ppo_before(GSDE4),
-        "zoo_sde_no": lambda p: _zoo(
-            "ppo",
-            {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "normalize_observations": True, **GSDE4},
-            {"learning_rate": 1e-3},
-        ),
-        "zoo_sde_e20": lambda p: _zoo(
-            "ppo",
-            {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "epochs": 20, **GSDE4},
-            {"learning_rate": 1e-3},
-        ),
-        "zoo_sde_lin": lambda p: _zoo(
-            "ppo",
-            {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, **GSDE4},
-            {"learning_rate": "lin_1e-3"},
-        ),
+        "zoo_sde_no": _pendulum_zoo_ppo({"normalize_observations": True, **GSDE4}),
+        "zoo_sde_e20": _pendulum_zoo_ppo({"epochs": 20, **GSDE4}),
+        "zoo_sde_lin": _pendulum_zoo_ppo(GSDE4, lr="lin_1e-3"),
         "preset_sde_ls-1": _pendulum_ppo_before({**GSDE4, "log_std_init": -1.0}),
-        "zoo_sde_ls-1": lambda p: _zoo(
-            "ppo",
-            {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "log_std_init": -1.0, **GSDE4},
-            {"learning_rate": 1e-3},
-        ),
+        "zoo_sde_ls-1": _pendulum_zoo_ppo({"log_std_init": -1.0, **GSDE4}),
         "preset_sde_f8": _pendulum_ppo_before({**GSDE4, "sde_sample_freq": 8}),
         "8x256": _pendulum_ppo_before({"n_envs": 8, "n_steps": 256, "batch_size": 256}),
         "lin_lr": _pendulum_ppo_before(optimizer={"learning_rate": "lin_1e-3"}),
@@ -287,26 +271,12 @@ VARIANTS = {
     },
     "pendulum-trpo": {
         "before": _pendulum_trpo_before(),
-        "zoo": lambda p: _zoo(
-            "trpo", {"n_envs": 2, "n_steps": 1024, "gamma": 0.9, "value_epochs": 15}
-        ),
-        "zoo_sde": lambda p: _zoo(
-            "trpo", {"n_envs": 2, "n_steps": 1024, "gamma": 0.9, "value_epochs": 15, **GSDE4}
-        ),
+        "zoo": _pendulum_zoo_trpo(),
+        "zoo_sde": _pendulum_zoo_trpo(GSDE4),
         "preset_sde": _pendulum_trpo_before(GSDE4),
         "kl03_sde": _pendulum_trpo_before(GSDE4, {"max_kl": 0.03}),
         "kl05_sde": _pendulum_trpo_before(GSDE4, {"max_kl": 0.05}),
-        "zoo_sde_ls-1": lambda p: _zoo(
-            "trpo",
-            {
-                "n_envs": 2,
-                "n_steps": 1024,
-                "gamma": 0.9,
-                "value_epochs": 15,
-                "log_std_init": -1.0,
-                **GSDE4,
-            },
-        ),
+        "zoo_sde_ls-1": _pendulum_zoo_trpo({"log_std_init": -1.0, **GSDE4}),
         "8x256_kl03_sde": _pendulum_trpo_before(
             {"n_envs": 8, "n_steps": 256, **GSDE4}, {"max_kl": 0.03}
         ),
@@ -407,10 +377,7 @@ VARIANTS = {
         ),
         # rl-zoo's Walker2d settings with its HalfCheetah/Hopper network (ReLU 256-256,
         # log-std -2).
-        "zoo_relu": lambda p: {
-            **VARIANTS["walker-ppo"]["zoo"](p),
-            "agent": {**VARIANTS["walker-ppo"]["zoo"](p)["agent"], **ZOO_MUJOCO_NET},
-        },
+        "zoo_relu": lambda p: _over(ZOO_MUJOCO_NET)(VARIANTS["walker-ppo"]["zoo"](p)),
     },
     "halfcheetah-trpo": {"zoo": _zoo_halfcheetah_trpo},
     "mcc-trpo": {
