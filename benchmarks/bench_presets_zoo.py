@@ -65,8 +65,13 @@ ROWS = {
     "halfcheetah-trpo": ("HalfCheetah-v5", "trpo", 1_000_000, 1785.0, "-v3"),
     "hopper-trpo": ("Hopper-v5", "trpo", 1_000_000, 3618.0, "-v3"),
     "walker-trpo": ("Walker2d-v5", "trpo", 1_000_000, 4933.0, "-v3"),
+    # Box2D: rl-zoo's table is for the -v2 envs; gymnasium 1.x has -v3 (same dynamics,
+    # bugs fixed).
+    "lunar-ppo": ("LunarLander-v3", "ppo", 1_000_000, 242.1, "-v2"),
+    "lunar-trpo": ("LunarLander-v3", "trpo", 200_000, 133.2, "-v2"),
+    "lunarc-ppo": ("LunarLanderContinuous-v3", "ppo", 1_000_000, 270.9, "-v2"),
+    "lunarc-trpo": ("LunarLanderContinuous-v3", "trpo", 200_000, 262.4, "-v2"),
 }
-MUJOCO_ROWS = [r for r in ROWS if ROWS[r][0].endswith("-v5")]
 
 # SB3's PPO and sb3-contrib's TRPO defaults, which rl-zoo's yml files leave implicit.
 SB3_PPO = {
@@ -380,6 +385,22 @@ VARIANTS = {
         "zoo_relu": lambda p: _over(ZOO_MUJOCO_NET)(VARIANTS["walker-ppo"]["zoo"](p)),
     },
     "halfcheetah-trpo": {"zoo": _zoo_halfcheetah_trpo},
+    "lunar-trpo": {
+        "kl02": _over(optimizer={"max_kl": 0.02}),
+        "g999": _over({"gamma": 0.999}),
+        "norm": _over(NORM),
+    },
+    "lunarc-trpo": {
+        "kl04": _over(optimizer={"max_kl": 0.04}),
+        "g999": _over({"gamma": 0.999}),
+        "sde": _over(GSDE4),
+    },
+    "hopper-trpo": {
+        # rl-zoo's tuned PPO Hopper horizon (gamma 0.999, GAE 0.99) with its TRPO settings.
+        "g999": _over({"gamma": 0.999, "gae_lambda": 0.99}),
+        # Twice the data per update (4 envs x 1024): half the updates, less noisy ones.
+        "4x1024": _over({"n_envs": 4}),
+    },
     "mcc-trpo": {
         "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 2048, **NORM}),
         "4x512_std": _over({"n_envs": 4, "n_steps": 512, "log_std_init": 1.0}),
@@ -546,8 +567,8 @@ def main(argv=None):
     parser.add_argument(
         "--rows",
         nargs="+",
-        default=[r for r in ROWS if r != "acrobot-ppo" and r not in MUJOCO_ROWS],
-        help="rows to run; the 1M-step MuJoCo and Acrobot PPO rows only when named",
+        default=[r for r in ROWS if ROWS[r][2] < 1_000_000],
+        help="rows to run; the 1M-step rows (MuJoCo, Acrobot and LunarLander PPO) only when named",
     )
     parser.add_argument("--variants", nargs="+", default=["preset"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

@@ -18,6 +18,8 @@ ISSUE_ENVS = [
     "HalfCheetah-v5",
     "Hopper-v5",
     "Walker2d-v5",
+    "LunarLander-v3",
+    "LunarLanderContinuous-v3",
 ]
 
 
@@ -116,6 +118,29 @@ def test_mujoco_trpo_presets_are_rl_zoos_settings_in_our_kl_units(env_id):
     assert opt["max_kl"] == pytest.approx(0.01 * d) and opt["cg_damping"] == pytest.approx(0.1 * d)
     assert opt["cg_iters"] == 25 and opt["damped_step_length"]
     assert p["value_optimizer"] == {"name": "adam", "learning_rate": 1e-3, "epsilon": 1e-5}
+
+
+@pytest.mark.parametrize("env_id", ["LunarLander-v3", "LunarLanderContinuous-v3"])
+def test_lunar_lander_presets_are_rl_zoos_settings(env_id):
+    # rl-baselines3-zoo's ppo.yml and trpo.yml (LunarLander-v2/-v3 and the continuous
+    # one), with SB3's and sb3-contrib's defaults where the yml is silent; TRPO's KL and
+    # damping per action dimension there are times d here (2 for the continuous lander).
+    ppo, trpo = presets.get_preset("ppo", env_id), presets.get_preset("trpo", env_id)
+    a = ppo["agent"]
+    assert (a["n_envs"], a["n_steps"], a["batch_size"], a["epochs"]) == (16, 1024, 64, 4)
+    assert (a["gamma"], a["gae_lambda"], a["ent_coef"], a["clip_ratio"]) == (0.999, 0.98, 0.01, 0.2)
+    assert ppo["optimizer"] == {"name": "adam", "learning_rate": 3e-4, "epsilon": 1e-5}
+    assert ppo["total_timesteps"] == 1_000_000
+    t, opt = trpo["agent"], trpo["optimizer"]
+    discrete = env_id == "LunarLander-v3"
+    d = 1 if discrete else 2
+    assert (t["n_envs"], t["n_steps"]) == (2, 512 if discrete else 1024)
+    assert (t["value_epochs"], t["gae_lambda"]) == ((15, 0.98) if discrete else (20, 0.95))
+    assert bool(t.get("normalize_observations")) == (not discrete)
+    assert opt["max_kl"] == pytest.approx(0.01 * d)
+    assert opt["cg_damping"] == pytest.approx((0.01 if discrete else 0.1) * d)
+    assert trpo["value_optimizer"] == {"name": "adam", "learning_rate": 1e-3, "epsilon": 1e-5}
+    assert 200_000 <= trpo["total_timesteps"] < 200_000 + t["n_envs"] * t["n_steps"]
 
 
 def test_trpo_default_critic_optimizer_is_sb3_contribs():
