@@ -284,64 +284,16 @@ def _evaluate(args) -> int:
     if args.video is None:
         result = agent.evaluate(env_id, episodes=args.episodes, seed=args.seed)
     else:
-        result = _evaluate_with_video(agent, env_id, args)
-        if result is None:
+        from keras_trust.video import VideoError, evaluate_with_video
+
+        try:
+            result = evaluate_with_video(agent, env_id, args.video, args.episodes, args.seed)
+        except VideoError as e:
+            print(f"keras-trust evaluate --video: {e}\n{VIDEO_HELP}", file=sys.stderr)
             return 1
+        print(f"Recorded the first episode to {args.video}")
     print(json.dumps({k: result[k] for k in ("mean_return", "std_return", "mean_length")}))
     return 0
-
-
-def _evaluate_with_video(agent, env_id, args):
-    """`agent.evaluate` on a RecordVideo-wrapped env; None (after a message) on failure."""
-    import shutil
-    import tempfile
-    import warnings
-
-    import gymnasium as gym
-
-    out = os.path.abspath(args.video)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    folder = tempfile.mkdtemp(prefix=".video-", dir=os.path.dirname(out))
-    env = None
-    try:
-        env = gym.make(env_id, render_mode="rgb_array")
-        # The first episode only: frames are held in memory until the episode ends.
-        env = gym.wrappers.RecordVideo(
-            env,
-            video_folder=os.path.join(folder, "v"),
-            name_prefix="video",
-            episode_trigger=lambda k: k == 0,
-        )
-        result = agent.evaluate(env, episodes=args.episodes, seed=args.seed)
-        env.close()
-        env = None
-        videos = sorted(
-            os.path.join(root, f)
-            for root, _, files in os.walk(folder)
-            for f in files
-            if f.endswith(".mp4")
-        )
-        if not videos:
-            raise RuntimeError("the recorder wrote no video (the env rendered no frames)")
-        os.replace(videos[0], out)
-    except (gym.error.Error, ImportError, OSError, RuntimeError, AttributeError) as e:
-        print(
-            f"keras-trust evaluate --video: could not record {env_id}: "
-            f"{type(e).__name__}: {e}\n{VIDEO_HELP}",
-            file=sys.stderr,
-        )
-        return None
-    finally:
-        if env is not None:
-            with warnings.catch_warnings():  # "zero frames to save" after a failed render
-                warnings.simplefilter("ignore")
-                try:
-                    env.close()
-                except Exception:  # the recorder may fail again while closing
-                    pass
-        shutil.rmtree(folder, ignore_errors=True)
-    print(f"Recorded the first episode to {args.video}")
-    return result
 
 
 def _export(args) -> int:
