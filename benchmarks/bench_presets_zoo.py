@@ -227,6 +227,26 @@ MUJOCO_PPO_PAPER = {
 }
 
 
+# rl-zoo's LunarLander PPO (both landers) and continuous-lander TRPO, as first shipped;
+# sb3-contrib's KL and damping per action dimension are times 2 here.
+LUNAR_PPO_ZOO = _zoo(
+    "ppo",
+    {
+        "n_envs": 16,
+        "n_steps": 1024,
+        "gamma": 0.999,
+        "gae_lambda": 0.98,
+        "epochs": 4,
+        "ent_coef": 0.01,
+    },
+)
+LUNARC_TRPO_ZOO = _zoo(
+    "trpo",
+    {"n_envs": 2, "n_steps": 1024, "value_epochs": 20, **NORM},
+    {"max_kl": 0.02, "cg_damping": 0.2},
+)
+
+
 def _pendulum_zoo_ppo(agent=None, lr=1e-3):
     """rl-zoo's Pendulum PPO (4 envs x 1024, gamma 0.9, Adam `lr`) with `agent` entries."""
     base = {"n_envs": 4, "n_steps": 1024, "gamma": 0.9, "gae_lambda": 0.95}
@@ -389,17 +409,29 @@ VARIANTS = {
         "kl02": _over(optimizer={"max_kl": 0.02}),
         "g999": _over({"gamma": 0.999}),
         "norm": _over(NORM),
+        # More envs: more (and less correlated) episodes in each update's advantages.
+        "8x128": _over({"n_envs": 8, "n_steps": 128}),
+        "8x256": _over({"n_envs": 8, "n_steps": 256}),
+    },
+    "lunarc-ppo": {
+        "zoo": _over(base=LUNAR_PPO_ZOO),
+        "norm": _over(NORM, base=LUNAR_PPO_ZOO),
     },
     "lunarc-trpo": {
-        "kl04": _over(optimizer={"max_kl": 0.04}),
-        "g999": _over({"gamma": 0.999}),
-        "sde": _over(GSDE4),
+        "zoo": _over(base=LUNARC_TRPO_ZOO),
+        "kl04": _over(optimizer={"max_kl": 0.04}, base=LUNARC_TRPO_ZOO),
+        "g999": _over({"gamma": 0.999}, base=LUNARC_TRPO_ZOO),
+        "sde": _over(GSDE4, base=LUNARC_TRPO_ZOO),
+        "8x256": _over({"n_envs": 8, "n_steps": 256}, base=LUNARC_TRPO_ZOO),
+        "8x256_sde": _over({"n_envs": 8, "n_steps": 256, **GSDE4}, base=LUNARC_TRPO_ZOO),
     },
     "hopper-trpo": {
         # rl-zoo's tuned PPO Hopper horizon (gamma 0.999, GAE 0.99) with its TRPO settings.
         "g999": _over({"gamma": 0.999, "gae_lambda": 0.99}),
         # Twice the data per update (4 envs x 1024): half the updates, less noisy ones.
         "4x1024": _over({"n_envs": 4}),
+        # A narrower start (std 0.37): the KL budget then goes less to shrinking the std.
+        "ls-1": _over({"log_std_init": -1.0}),
     },
     "mcc-trpo": {
         "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 2048, **NORM}),

@@ -86,6 +86,10 @@ def run_one(row, seed):
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
+    import torch
+
+    # One thread: the runs here share 2 cores with others (returns, not speed, are measured).
+    torch.set_num_threads(1)
     env_id, algo, budget, _, normalize, kwargs = ROWS[row]
     kwargs = dict(kwargs)
     n_envs = kwargs.pop("n_envs")
