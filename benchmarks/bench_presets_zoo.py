@@ -227,6 +227,14 @@ MUJOCO_PPO_PAPER = {
 }
 
 
+# The Hopper TRPO preset before log_std_init -1: rl-zoo's MuJoCo TRPO settings, with
+# sb3-contrib's per-dimension KL and damping times 3.
+HOPPER_TRPO_BEFORE = _zoo(
+    "trpo",
+    {"n_envs": 2, "n_steps": 1024, "value_epochs": 20, **NORM},
+    {"max_kl": 0.03, "cg_iters": 25, "cg_damping": 0.3},
+)
+
 # rl-zoo's LunarLander PPO (both landers) and continuous-lander TRPO, as first shipped;
 # sb3-contrib's KL and damping per action dimension are times 2 here.
 LUNAR_PPO_ZOO = _zoo(
@@ -426,12 +434,13 @@ VARIANTS = {
         "8x256_sde": _over({"n_envs": 8, "n_steps": 256, **GSDE4}, base=LUNARC_TRPO_ZOO),
     },
     "hopper-trpo": {
+        "before": _over(base=HOPPER_TRPO_BEFORE),
         # rl-zoo's tuned PPO Hopper horizon (gamma 0.999, GAE 0.99) with its TRPO settings.
-        "g999": _over({"gamma": 0.999, "gae_lambda": 0.99}),
+        "g999": _over({"gamma": 0.999, "gae_lambda": 0.99}, base=HOPPER_TRPO_BEFORE),
         # Twice the data per update (4 envs x 1024): half the updates, less noisy ones.
-        "4x1024": _over({"n_envs": 4}),
+        "4x1024": _over({"n_envs": 4}, base=HOPPER_TRPO_BEFORE),
         # A narrower start (std 0.37): the KL budget then goes less to shrinking the std.
-        "ls-1": _over({"log_std_init": -1.0}),
+        "ls-1": _over({"log_std_init": -1.0}, base=HOPPER_TRPO_BEFORE),
     },
     "mcc-trpo": {
         "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 2048, **NORM}),
