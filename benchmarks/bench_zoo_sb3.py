@@ -81,12 +81,11 @@ ROWS = {
 def run_one(row, seed):
     import gymnasium as gym
     import numpy as np
+    import torch
     from sb3_contrib import TRPO
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
-
-    import torch
 
     # One thread: the runs here share 2 cores with others (returns, not speed, are measured).
     torch.set_num_threads(1)
@@ -108,7 +107,7 @@ def run_one(row, seed):
     if normalize:
         eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
         eval_env.obs_rms = env.obs_rms
-    returns, total = [], 0.0
+    returns = []
     obs = eval_env.reset()
     while len(returns) < episodes:
         action, _ = model.predict(obs, deterministic=True)
