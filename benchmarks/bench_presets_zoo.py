@@ -20,7 +20,7 @@ partial results survive an interrupted session) and `presets_zoo.md` (regenerate
 the JSON after every run).
 
 Usage:
-    python benchmarks/bench_presets_zoo.py                       # every row, preset, seeds 0-2
+    python benchmarks/bench_presets_zoo.py           # the rows under 1M steps, preset, seeds 0-2
     python benchmarks/bench_presets_zoo.py --rows pendulum-ppo --variants preset zoo
     python benchmarks/bench_presets_zoo.py --list                # rows and variants
     python benchmarks/bench_presets_zoo.py --report              # rewrite the .md only

@@ -24,11 +24,12 @@ import os
 import platform
 import time
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+# The same scoring as keras_trust's runs (that module imports only the standard library
+# at the top, so it loads in the SB3 venv too).
+from bench_presets_zoo import RESULTS, ZOO_EVAL_SEED, ZOO_EVAL_STEPS
+
 JSON_PATH = os.path.join(RESULTS, "zoo_sb3.json")
 MD_PATH = os.path.join(RESULTS, "zoo_sb3.md")
-ZOO_EVAL_STEPS = 150_000
-ZOO_EVAL_SEED = 2000
 
 # row: (env id, algorithm, budget, rl-zoo's published return, normalize, SB3 kwargs).
 ROWS = {

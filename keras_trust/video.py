@@ -47,10 +47,13 @@ def evaluate_with_video(agent, env_id, path, episodes, seed=None):
             if f.endswith(".mp4")
         )
         if not videos:
-            raise VideoError("the recorder wrote no video (the env rendered no frames)")
+            raise VideoError(
+                f"could not record {env_id}: the recorder wrote no video (the env rendered "
+                "no frames)"
+            )
         os.replace(videos[0], out)
-    except VideoError as e:
-        raise VideoError(f"could not record {env_id}: {e}") from None
+    except VideoError:
+        raise
     except (gym.error.Error, ImportError, OSError, RuntimeError, AttributeError) as e:
         raise VideoError(f"could not record {env_id}: {type(e).__name__}: {e}") from e
     finally:
