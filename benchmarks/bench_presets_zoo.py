@@ -420,6 +420,11 @@ VARIANTS = {
         # More envs: more (and less correlated) episodes in each update's advantages.
         "8x128": _over({"n_envs": 8, "n_steps": 128}),
         "8x256": _over({"n_envs": 8, "n_steps": 256}),
+        # The two best of the above together: more episode starts and a longer horizon.
+        "8x256_g999": _over({"n_envs": 8, "n_steps": 256, "gamma": 0.999}),
+        "4x512_g999": _over({"n_envs": 4, "n_steps": 512, "gamma": 0.999}),
+        # An entropy bonus (TRPO's `ent_coef`, PPO's LunarLander value) against the hover.
+        "4x512_g999_ent": _over({"n_envs": 4, "n_steps": 512, "gamma": 0.999, "ent_coef": 0.01}),
     },
     "lunarc-ppo": {
         "zoo": _over(base=LUNAR_PPO_ZOO),

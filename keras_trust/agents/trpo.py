@@ -18,11 +18,12 @@ class TRPO(Agent):
     """TRPO: the policy steps by `kt.optimizers.TrustRegion` on the surrogate objective.
 
     Each epoch collects `n_envs * n_steps` steps; the policy takes one trust-region
-    step on the whole rollout, maximizing `mean(ratio * advantage)` subject to
-    `mean KL(pi_old || pi) <= max_kl`; then the critic is regressed on the GAE returns
-    for `value_epochs` passes of minibatches by `value_optimizer` (Adam 1e-3, epsilon
-    1e-5, by default). All of it is one compiled call. `compile(optimizer=
-    kt.optimizers.NaturalGradient(max_kl=...))` makes it natural policy gradient (NPG).
+    step on the whole rollout, maximizing `mean(ratio * advantage)` (plus `ent_coef`
+    times the mean entropy) subject to `mean KL(pi_old || pi) <= max_kl`; then the
+    critic is regressed on the GAE returns for `value_epochs` passes of minibatches by
+    `value_optimizer` (Adam 1e-3, epsilon 1e-5, by default). All of it is one compiled
+    call. `compile(optimizer=kt.optimizers.NaturalGradient(max_kl=...))` makes it natural
+    policy gradient (NPG).
     Defaults follow sb3-contrib's TRPO (15 CG iterations, damping 0.1, 10 line-search
     steps shrinking by 0.8).
 
@@ -30,6 +31,12 @@ class TRPO(Agent):
         policy, value, n_envs, n_steps, batch_size, gamma, gae_lambda,
         normalize_observations, normalize_rewards: see `Agent`.
         value_epochs: critic passes over each rollout. Defaults to `10`.
+        ent_coef: entropy bonus in the surrogate, as in OpenAI Baselines' TRPO
+            (`entcoeff`). Without one the policy is free to become deterministic wherever
+            the advantages say so, and the trust region only slows it down; a bonus keeps
+            it exploring where returns are flat, e.g. a lander hovering instead of
+            landing. The line search then accepts a step that improves surrogate plus
+            bonus. Defaults to `0.0` (sb3-contrib's TRPO has none).
 
     Example:
     >>> agent = TRPO(n_steps=256)
@@ -48,6 +55,7 @@ class TRPO(Agent):
         gae_lambda=0.95,
         normalize_observations=False,
         normalize_rewards=False,
+        ent_coef=0.0,
         **kwargs,
     ):
         super().__init__(
@@ -67,6 +75,11 @@ class TRPO(Agent):
             f"value_epochs must be a positive integer. Received: value_epochs={value_epochs!r}",
         )
         self.value_epochs = int(value_epochs)
+        require(
+            isinstance(ent_coef, (int, float)) and ent_coef >= 0,
+            f"ent_coef must be a number >= 0. Received: ent_coef={ent_coef!r}",
+        )
+        self.ent_coef = float(ent_coef)
 
     def _default_optimizer(self):
         # A recurrent policy's Fisher products by double backprop, through its loop.
@@ -106,8 +119,12 @@ class TRPO(Agent):
         old_params = [tf.stop_gradient(p) for p in params()]
 
         def loss_fn():
-            ratio = tf.exp(dist.log_prob(params(), actions) - log_probs)
-            return -weighted_mean(ratio * advantages, weights)
+            now = params()
+            ratio = tf.exp(dist.log_prob(now, actions) - log_probs)
+            loss = -weighted_mean(ratio * advantages, weights)
+            if self.ent_coef:  # a Python float: no entropy in the graph without a bonus
+                loss -= self.ent_coef * weighted_mean(dist.entropy(now), weights)
+            return loss
 
         def kl_fn():
             return weighted_mean(dist.kl(old_params, params()), weights)
@@ -124,7 +141,9 @@ class TRPO(Agent):
             self._value_optimizer_variables(),
         )
         policy_bad = ~(tf.math.is_finite(info["loss_before"]) & tf.math.is_finite(info["kl"]))
-        policy_loss = tf.cast(info["loss_after"], tf.float32)
+        # The surrogate alone, as PPO logs it: `loss_after` is at the final weights, where
+        # `entropy` is measured too, so the bonus comes off exactly.
+        policy_loss = tf.cast(info["loss_after"], tf.float32) + self.ent_coef * entropy
         return {
             "policy_loss": policy_loss,
             "value_loss": value_loss,
@@ -148,4 +167,8 @@ class TRPO(Agent):
         return [v for v in self.value_variables if id(v) not in policy]
 
     def get_config(self):
-        return {**super().get_config(), "value_epochs": self.value_epochs}
+        return {
+            **super().get_config(),
+            "value_epochs": self.value_epochs,
+            "ent_coef": self.ent_coef,
+        }
