@@ -253,6 +253,12 @@ LUNARC_TRPO_ZOO = _zoo(
     {"n_envs": 2, "n_steps": 1024, "value_epochs": 20, **NORM},
     {"max_kl": 0.02, "cg_damping": 0.2},
 )
+# rl-zoo's discrete LunarLander TRPO, the first shipped preset (2026-12-01).
+LUNAR_TRPO_ZOO = _zoo(
+    "trpo",
+    {"n_envs": 2, "n_steps": 512, "value_epochs": 15, "gae_lambda": 0.98},
+    {"cg_damping": 0.01},
+)
 
 
 def _pendulum_zoo_ppo(agent=None, lr=1e-3):
@@ -414,17 +420,20 @@ VARIANTS = {
     },
     "halfcheetah-trpo": {"zoo": _zoo_halfcheetah_trpo},
     "lunar-trpo": {
-        "kl02": _over(optimizer={"max_kl": 0.02}),
-        "g999": _over({"gamma": 0.999}),
-        "norm": _over(NORM),
+        "zoo": _over(base=LUNAR_TRPO_ZOO),
+        "kl02": _over(optimizer={"max_kl": 0.02}, base=LUNAR_TRPO_ZOO),
+        "g999": _over({"gamma": 0.999}, base=LUNAR_TRPO_ZOO),
+        "norm": _over(NORM, base=LUNAR_TRPO_ZOO),
         # More envs: more (and less correlated) episodes in each update's advantages.
-        "8x128": _over({"n_envs": 8, "n_steps": 128}),
-        "8x256": _over({"n_envs": 8, "n_steps": 256}),
+        "8x128": _over({"n_envs": 8, "n_steps": 128}, base=LUNAR_TRPO_ZOO),
+        "8x256": _over({"n_envs": 8, "n_steps": 256}, base=LUNAR_TRPO_ZOO),
         # The two best of the above together: more episode starts and a longer horizon.
-        "8x256_g999": _over({"n_envs": 8, "n_steps": 256, "gamma": 0.999}),
-        "4x512_g999": _over({"n_envs": 4, "n_steps": 512, "gamma": 0.999}),
+        "8x256_g999": _over({"n_envs": 8, "n_steps": 256, "gamma": 0.999}, base=LUNAR_TRPO_ZOO),
+        "4x512_g999": _over({"n_envs": 4, "n_steps": 512, "gamma": 0.999}, base=LUNAR_TRPO_ZOO),
         # An entropy bonus (TRPO's `ent_coef`, PPO's LunarLander value) against the hover.
-        "4x512_g999_ent": _over({"n_envs": 4, "n_steps": 512, "gamma": 0.999, "ent_coef": 0.01}),
+        "4x512_g999_ent": _over(
+            {"n_envs": 4, "n_steps": 512, "gamma": 0.999, "ent_coef": 0.01}, base=LUNAR_TRPO_ZOO
+        ),
     },
     "lunarc-ppo": {
         "zoo": _over(base=LUNAR_PPO_ZOO),
@@ -437,6 +446,9 @@ VARIANTS = {
         "sde": _over(GSDE4, base=LUNARC_TRPO_ZOO),
         "8x256": _over({"n_envs": 8, "n_steps": 256}, base=LUNARC_TRPO_ZOO),
         "8x256_sde": _over({"n_envs": 8, "n_steps": 256, **GSDE4}, base=LUNARC_TRPO_ZOO),
+        # From the shipped preset (8 x 256, normalized): a longer horizon, an entropy bonus.
+        "8x256_g999": _over({"gamma": 0.999}),
+        "8x256_ent": _over({"ent_coef": 0.01}),
     },
     "hopper-trpo": {
         "before": _over(base=HOPPER_TRPO_BEFORE),
@@ -446,6 +458,9 @@ VARIANTS = {
         "4x1024": _over({"n_envs": 4}, base=HOPPER_TRPO_BEFORE),
         # A narrower start (std 0.37): the KL budget then goes less to shrinking the std.
         "ls-1": _over({"log_std_init": -1.0}, base=HOPPER_TRPO_BEFORE),
+        # Narrower still (std 0.22, 0.14; rl-zoo's MuJoCo PPO starts at -2).
+        "ls-1.5": _over({"log_std_init": -1.5}, base=HOPPER_TRPO_BEFORE),
+        "ls-2": _over({"log_std_init": -2.0}, base=HOPPER_TRPO_BEFORE),
     },
     "mcc-trpo": {
         "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 2048, **NORM}),

@@ -130,9 +130,10 @@ def test_lunar_lander_presets_are_rl_zoos_settings(env_id):
     # rl-baselines3-zoo's ppo.yml and trpo.yml (LunarLander-v2/-v3 and the continuous
     # one), with SB3's and sb3-contrib's defaults where the yml is silent; TRPO's KL and
     # damping per action dimension there are times d here (2 for the continuous lander).
-    # Two changes on the continuous lander, each above rl-zoo's settings over seeds 0-2
-    # (benchmarks/results/presets_zoo.md): PPO with observation and reward normalization,
-    # TRPO with 8 envs x 256 steps (the same 2048 steps per update as 2 x 1024).
+    # Changes, each above rl-zoo's settings over seeds (benchmarks/results/presets_zoo.md):
+    # on the continuous lander PPO with observation and reward normalization and TRPO with
+    # 8 envs x 256 steps (the same 2048 steps per update as 2 x 1024); on the discrete one
+    # TRPO with 4 envs x 512 steps (twice rl-zoo's 2 x 512) and gamma 0.999.
     discrete = env_id == "LunarLander-v3"
     ppo, trpo = presets.get_preset("ppo", env_id), presets.get_preset("trpo", env_id)
     a = ppo["agent"]
@@ -145,7 +146,8 @@ def test_lunar_lander_presets_are_rl_zoos_settings(env_id):
     )
     t, opt = trpo["agent"], trpo["optimizer"]
     d = 1 if discrete else 2
-    assert (t["n_envs"], t["n_steps"]) == ((2, 512) if discrete else (8, 256))
+    assert (t["n_envs"], t["n_steps"]) == ((4, 512) if discrete else (8, 256))
+    assert t["gamma"] == (0.999 if discrete else 0.99)
     assert (t["value_epochs"], t["gae_lambda"]) == ((15, 0.98) if discrete else (20, 0.95))
     assert bool(t.get("normalize_observations")) == (not discrete)
     assert opt["max_kl"] == pytest.approx(0.01 * d)
