@@ -449,6 +449,13 @@ VARIANTS = {
         # From the shipped preset (8 x 256, normalized): a longer horizon, an entropy bonus.
         "8x256_g999": _over({"gamma": 0.999}),
         "8x256_ent": _over({"ent_coef": 0.01}),
+        # A narrower start (std 0.61, 0.37), as on Hopper; more, shorter rollouts; GAE 0.98.
+        "8x256_ls-0.5": _over({"log_std_init": -0.5}),
+        "8x256_ls-1": _over({"log_std_init": -1.0}),
+        "16x128": _over({"n_envs": 16, "n_steps": 128}),
+        "8x256_gae98": _over({"gae_lambda": 0.98}),
+        # A tanh-squashed Gaussian: actions inside the box, where a Gaussian's are clipped.
+        "8x256_squash": _over({"action_distribution": "squashed_gaussian"}),
     },
     "hopper-trpo": {
         "before": _over(base=HOPPER_TRPO_BEFORE),

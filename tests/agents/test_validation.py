@@ -49,6 +49,7 @@ CONSTRUCTOR_CASES = [
     (kt.PPO, {"policy": "mlp"}, "policy must be a Keras model"),
     (kt.PPO, {"activation": "nope"}, "activation must be the name of a Keras activation"),
     (kt.TRPO, {"activation": 3}, "activation must be the name"),
+    (kt.TRPO, {"ent_coef": -0.01}, "ent_coef must be a number >= 0"),
 ]
 
 
