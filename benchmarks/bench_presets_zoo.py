@@ -456,6 +456,9 @@ VARIANTS = {
         "8x256_gae98": _over({"gae_lambda": 0.98}),
         # A tanh-squashed Gaussian: actions inside the box, where a Gaussian's are clipped.
         "8x256_squash": _over({"action_distribution": "squashed_gaussian"}),
+        # Damping 0.02 (0.01 per dimension, rl-zoo's discrete-lander value); 30 critic passes.
+        "8x256_d02": _over(optimizer={"cg_damping": 0.02}),
+        "8x256_v30": _over({"value_epochs": 30}),
     },
     "hopper-trpo": {
         "before": _over(base=HOPPER_TRPO_BEFORE),
