@@ -33,10 +33,10 @@ class TRPO(Agent):
         value_epochs: critic passes over each rollout. Defaults to `10`.
         ent_coef: entropy bonus in the surrogate, as in OpenAI Baselines' TRPO
             (`entcoeff`). Without one the policy is free to become deterministic wherever
-            the advantages say so, and the trust region only slows it down; a bonus keeps
-            it exploring where returns are flat, e.g. a lander hovering instead of
-            landing. The line search then accepts a step that improves surrogate plus
-            bonus. Defaults to `0.0` (sb3-contrib's TRPO has none).
+            the advantages say so, and the trust region only slows it down; a bonus
+            holds some randomness where the advantages are flat. The line search then
+            accepts a step that improves surrogate plus bonus. Defaults to `0.0`
+            (sb3-contrib's TRPO has none).
 
     Example:
     >>> agent = TRPO(n_steps=256)
