@@ -471,6 +471,9 @@ VARIANTS = {
         # Narrower still (std 0.22, 0.14; rl-zoo's MuJoCo PPO starts at -2).
         "ls-1.5": _over({"log_std_init": -1.5}, base=HOPPER_TRPO_BEFORE),
         "ls-2": _over({"log_std_init": -2.0}, base=HOPPER_TRPO_BEFORE),
+        # With an entropy bonus against the std shrinking to a collapse (ls-1.5 seed 2).
+        "ls-1.5_ent": _over({"log_std_init": -1.5, "ent_coef": 0.01}, base=HOPPER_TRPO_BEFORE),
+        "ls-1_ent": _over({"log_std_init": -1.0, "ent_coef": 0.01}, base=HOPPER_TRPO_BEFORE),
     },
     "mcc-trpo": {
         "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 2048, **NORM}),
