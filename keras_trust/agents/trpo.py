@@ -1,5 +1,7 @@
 """Trust region policy optimization (Schulman et al., 2015) and natural policy gradient."""
 
+import numbers
+
 import keras
 import tensorflow as tf
 
@@ -76,7 +78,7 @@ class TRPO(Agent):
         )
         self.value_epochs = int(value_epochs)
         require(
-            isinstance(ent_coef, (int, float)) and ent_coef >= 0,
+            isinstance(ent_coef, numbers.Real) and ent_coef >= 0,  # NumPy scalars too
             f"ent_coef must be a number >= 0. Received: ent_coef={ent_coef!r}",
         )
         self.ent_coef = float(ent_coef)

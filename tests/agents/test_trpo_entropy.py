@@ -127,6 +127,7 @@ def test_ent_coef_survives_save_and_load(tmp_path):
     agent.fit("CartPole-v1", 64, verbose=0, seed=0)
     agent.save(tmp_path / "trpo.keras")
     assert kt.load_agent(tmp_path / "trpo.keras").ent_coef == 0.01
+    assert kt.TRPO(ent_coef=np.float32(0.5)).ent_coef == 0.5  # NumPy scalars are numbers
 
 
 @pytest.mark.parametrize("bad", ["0.01", None])  # negative: test_validation.py
