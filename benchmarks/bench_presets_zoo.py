@@ -253,6 +253,13 @@ LUNARC_TRPO_ZOO = _zoo(
     {"n_envs": 2, "n_steps": 1024, "value_epochs": 20, **NORM},
     {"max_kl": 0.02, "cg_damping": 0.2},
 )
+# The continuous-lander TRPO preset shipped 2026-12-02 (rl-zoo's with 8 envs x 256): the
+# candidates tried on it are pinned to it, so their records keep meaning what was run.
+LUNARC_TRPO_8X256 = _zoo(
+    "trpo",
+    {"n_envs": 8, "n_steps": 256, "value_epochs": 20, **NORM},
+    {"max_kl": 0.02, "cg_damping": 0.2},
+)
 # rl-zoo's discrete LunarLander TRPO, the first shipped preset (2026-12-01).
 LUNAR_TRPO_ZOO = _zoo(
     "trpo",
@@ -444,21 +451,21 @@ VARIANTS = {
         "kl04": _over(optimizer={"max_kl": 0.04}, base=LUNARC_TRPO_ZOO),
         "g999": _over({"gamma": 0.999}, base=LUNARC_TRPO_ZOO),
         "sde": _over(GSDE4, base=LUNARC_TRPO_ZOO),
-        "8x256": _over({"n_envs": 8, "n_steps": 256}, base=LUNARC_TRPO_ZOO),
+        "8x256": _over(base=LUNARC_TRPO_8X256),
         "8x256_sde": _over({"n_envs": 8, "n_steps": 256, **GSDE4}, base=LUNARC_TRPO_ZOO),
-        # From the shipped preset (8 x 256, normalized): a longer horizon, an entropy bonus.
-        "8x256_g999": _over({"gamma": 0.999}),
-        "8x256_ent": _over({"ent_coef": 0.01}),
+        # From the shipped preset (8 x 256, pinned): a longer horizon, an entropy bonus.
+        "8x256_g999": _over({"gamma": 0.999}, base=LUNARC_TRPO_8X256),
+        "8x256_ent": _over({"ent_coef": 0.01}, base=LUNARC_TRPO_8X256),
         # A narrower start (std 0.61, 0.37), as on Hopper; more, shorter rollouts; GAE 0.98.
-        "8x256_ls-0.5": _over({"log_std_init": -0.5}),
-        "8x256_ls-1": _over({"log_std_init": -1.0}),
-        "16x128": _over({"n_envs": 16, "n_steps": 128}),
-        "8x256_gae98": _over({"gae_lambda": 0.98}),
+        "8x256_ls-0.5": _over({"log_std_init": -0.5}, base=LUNARC_TRPO_8X256),
+        "8x256_ls-1": _over({"log_std_init": -1.0}, base=LUNARC_TRPO_8X256),
+        "16x128": _over({"n_envs": 16, "n_steps": 128}, base=LUNARC_TRPO_8X256),
+        "8x256_gae98": _over({"gae_lambda": 0.98}, base=LUNARC_TRPO_8X256),
         # A tanh-squashed Gaussian: actions inside the box, where a Gaussian's are clipped.
-        "8x256_squash": _over({"action_distribution": "squashed_gaussian"}),
+        "8x256_squash": _over({"action_distribution": "squashed_gaussian"}, base=LUNARC_TRPO_8X256),
         # Damping 0.02 (0.01 per dimension, rl-zoo's discrete-lander value); 30 critic passes.
-        "8x256_d02": _over(optimizer={"cg_damping": 0.02}),
-        "8x256_v30": _over({"value_epochs": 30}),
+        "8x256_d02": _over(optimizer={"cg_damping": 0.02}, base=LUNARC_TRPO_8X256),
+        "8x256_v30": _over({"value_epochs": 30}, base=LUNARC_TRPO_8X256),
     },
     "hopper-trpo": {
         "before": _over(base=HOPPER_TRPO_BEFORE),
