@@ -481,6 +481,16 @@ VARIANTS = {
         # With an entropy bonus against the std shrinking to a collapse (ls-1.5 seed 2).
         "ls-1.5_ent": _over({"log_std_init": -1.5, "ent_coef": 0.01}, base=HOPPER_TRPO_BEFORE),
         "ls-1_ent": _over({"log_std_init": -1.0, "ent_coef": 0.01}, base=HOPPER_TRPO_BEFORE),
+        # The radius decaying linearly to 0 over the run (TrustRegion's max_kl schedule):
+        # large early steps, small ones late, where the fixed radius keeps the policy
+        # moving. From 0.03 (half the preset's radius on average) and from 0.06 (the
+        # preset's on average).
+        "ls-1_lin0.03": _over(
+            {"log_std_init": -1.0}, {"max_kl": "lin_0.03"}, base=HOPPER_TRPO_BEFORE
+        ),
+        "ls-1_lin0.06": _over(
+            {"log_std_init": -1.0}, {"max_kl": "lin_0.06"}, base=HOPPER_TRPO_BEFORE
+        ),
     },
     "mcc-trpo": {
         "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 2048, **NORM}),

@@ -1,5 +1,7 @@
 """Shared machinery of the curvature optimizers: argument checks, compilation, the natural step."""
 
+import numbers
+
 import keras
 import tensorflow as tf
 
@@ -30,6 +32,36 @@ def _key(fn):
     return fn
 
 
+def radius_argument(max_kl):
+    """`max_kl` as the optimizers keep it: `None`, a float > 0, or a schedule.
+
+    A schedule is a `keras.optimizers.schedules.LearningRateSchedule` (e.g.
+    `kt.schedules.LinearSchedule`) of the optimizer's step, as a learning rate may be;
+    the dict `get_config` writes for one is deserialized. Its value at step 0 must be
+    > 0: a step with radius 0 does not move.
+    """
+    if isinstance(max_kl, dict):
+        max_kl = keras.saving.deserialize_keras_object(max_kl)
+    if max_kl is None:
+        return None
+    if isinstance(max_kl, keras.optimizers.schedules.LearningRateSchedule):
+        first = float(max_kl(0))
+        if not first > 0:
+            raise ValueError(
+                f"max_kl's schedule must start > 0. Received: {max_kl!r} with value {first} "
+                "at step 0"
+            )
+        return max_kl
+    if isinstance(max_kl, bool) or not isinstance(max_kl, numbers.Real):
+        raise ValueError(
+            "max_kl must be a number > 0 or a keras.optimizers.schedules.LearningRateSchedule. "
+            f"Received: max_kl={max_kl!r}"
+        )
+    if not float(max_kl) > 0:
+        raise ValueError(f"max_kl must be > 0. Received: max_kl={max_kl}")
+    return float(max_kl)
+
+
 class CurvatureOptimizer(keras.optimizers.Optimizer):
     """Base of `NaturalGradient` and `TrustRegion`: steps preconditioned by the Fisher matrix.
 
@@ -53,15 +85,14 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
         **kwargs,
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        if max_kl is not None and not float(max_kl) > 0:
-            raise ValueError(f"max_kl must be > 0. Received: max_kl={max_kl}")
+        max_kl = radius_argument(max_kl)
         if int(cg_iters) < 1:
             raise ValueError(f"cg_iters must be >= 1. Received: cg_iters={cg_iters}")
         if not float(cg_damping) >= 0:
             raise ValueError(f"cg_damping must be >= 0. Received: cg_damping={cg_damping}")
         if fvp_method not in METHODS:
             raise ValueError(f"fvp_method must be one of {METHODS}. Received: {fvp_method!r}")
-        self.max_kl = None if max_kl is None else float(max_kl)
+        self.max_kl = max_kl
         self.cg_iters = int(cg_iters)
         self.cg_damping = float(cg_damping)
         self.fvp_method = fvp_method
@@ -182,7 +213,18 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
         OpenAI baselines, Spinning Up, sb3-contrib), so the step is shorter and equal
         settings give those libraries' step.
         """
-        return tf.sqrt(2.0 * self.max_kl / self._quadratic_form(x, xhx, self.damped_step_length))
+        radius = self.current_max_kl(x.dtype)
+        return tf.sqrt(2.0 * radius / self._quadratic_form(x, xhx, self.damped_step_length))
+
+    def current_max_kl(self, dtype="float32"):
+        """The radius of this step: `max_kl`, or a schedule's value at `iterations`.
+
+        A schedule is read at the optimizer's step counter, which is saved with the
+        optimizer, so a resumed run continues along the same schedule.
+        """
+        if isinstance(self.max_kl, keras.optimizers.schedules.LearningRateSchedule):
+            return tf.cast(self.max_kl(self.iterations), dtype)
+        return tf.constant(self.max_kl, dtype)
 
     def _quadratic_form(self, x, xhx, damped):
         """x^T (F + dI) x if `damped`, else x^T F x."""
@@ -200,7 +242,11 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
 
     def get_config(self):
         config = {
-            "max_kl": self.max_kl,
+            "max_kl": (
+                keras.saving.serialize_keras_object(self.max_kl)
+                if isinstance(self.max_kl, keras.optimizers.schedules.LearningRateSchedule)
+                else self.max_kl
+            ),
             "cg_iters": self.cg_iters,
             "cg_damping": self.cg_damping,
             "fvp_method": self.fvp_method,

@@ -26,8 +26,9 @@ class NaturalGradient(CurvatureOptimizer):
     the step leaves the variables exactly as they were.
 
     Args:
-        max_kl: trust-region radius of the quadratic KL model, or `None` to use
-            `learning_rate`. Defaults to `None`.
+        max_kl: trust-region radius of the quadratic KL model (a number, or a
+            `keras.optimizers.schedules.LearningRateSchedule` of `iterations`), or `None`
+            to use `learning_rate`. Defaults to `None`.
         learning_rate: step size when `max_kl` is `None`. Defaults to `0.01`. Giving it
             together with `max_kl` (which sets the step length) is a `ValueError`.
         cg_iters: conjugate-gradient iterations. Defaults to `10`.

@@ -26,7 +26,9 @@ class TrustRegion(CurvatureOptimizer):
     any loss, KL, gradient or step is non-finite, the variables are restored exactly.
 
     Args:
-        max_kl: trust-region radius. Defaults to `0.01`.
+        max_kl: trust-region radius, or a `keras.optimizers.schedules.LearningRateSchedule`
+            of the step counter (`iterations`), e.g. `kt.schedules.LinearSchedule`, for
+            a radius that shrinks over a run as a learning rate may. Defaults to `0.01`.
         cg_iters: conjugate-gradient iterations. Defaults to `10`.
         cg_damping: Tikhonov damping added to F. Defaults to `0.1`.
         backtrack_iters: step sizes tried by the line search. Defaults to `10`.
@@ -101,7 +103,11 @@ class TrustRegion(CurvatureOptimizer):
             return loss_fn(), kl_fn()
 
         result = backtracking_line_search(
-            evaluate, loss, self.max_kl, self.backtrack_iters, self.backtrack_coeff
+            evaluate,
+            loss,
+            self.current_max_kl(loss.dtype),
+            self.backtrack_iters,
+            self.backtrack_coeff,
         )
         accepted = finite & result.accepted
         new = [o + result.step_size * s for o, s in zip(old, full_step)]

@@ -188,3 +188,28 @@ class SurrogateProblem:
         fisher = np.einsum("nap,nab,nbq->pq", jacobian, h, jacobian) / n
         grad = -np.einsum("n,nap,na->p", self.adv.numpy(), jacobian, dlogp) / n
         return fisher, grad
+
+
+def reference_line_search(problem, max_kl, damping, iters, coeff, damped_step_length=False):
+    """TrustRegion's step recomputed from explicit F and g at `problem`'s current weights.
+
+    The full step is -sqrt(2 max_kl / x^T F x) x with x = (F + dI)^-1 g (or scaled by
+    x^T (F + dI) x with `damped_step_length`), shrunk by `coeff` until the NumPy loss
+    improves and the NumPy KL is <= max_kl.
+
+    Returns:
+        (accepted, backtracks, flat weights after the step).
+    """
+    fisher, grad = problem.fisher_and_gradient()
+    damped = fisher + damping * np.eye(problem.size)
+    x = np.linalg.solve(damped, grad)
+    metric = damped if damped_step_length else fisher
+    full = -np.sqrt(2 * max_kl / (x @ metric @ x)) * x
+    theta0 = problem.flat_weights()
+    loss0 = problem.numpy_loss(problem.unflatten(theta0))
+    for k in range(iters):
+        theta = theta0 + coeff**k * full
+        weights = problem.unflatten(theta)
+        if problem.numpy_loss(weights) < loss0 and problem.numpy_kl(weights) <= max_kl:
+            return True, k, theta
+    return False, iters, theta0

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from policy_reference import SurrogateProblem
+from policy_reference import SurrogateProblem, reference_line_search
 
 import keras_trust as kt
 
@@ -20,23 +20,10 @@ ITERS, COEFF = 8, 0.5
 
 
 def numpy_line_search(problem, max_kl, damped_step_length=False):
-    """Expected (accepted, backtracks, new flat weights) from explicit F and g.
-
-    The full step is scaled by x^T F x, or with `damped_step_length` by x^T (F + dI) x.
-    """
-    fisher, grad = problem.fisher_and_gradient()
-    damped = fisher + DAMPING * np.eye(problem.size)
-    x = np.linalg.solve(damped, grad)
-    metric = damped if damped_step_length else fisher
-    full = -np.sqrt(2 * max_kl / (x @ metric @ x)) * x
-    theta0 = problem.flat_weights()
-    loss0 = problem.numpy_loss(problem.unflatten(theta0))
-    for k in range(ITERS):
-        theta = theta0 + COEFF**k * full
-        weights = problem.unflatten(theta)
-        if problem.numpy_loss(weights) < loss0 and problem.numpy_kl(weights) <= max_kl:
-            return True, k, theta
-    return False, ITERS, theta0
+    """Expected (accepted, backtracks, new flat weights) from explicit F and g."""
+    return reference_line_search(
+        problem, max_kl, DAMPING, ITERS, COEFF, damped_step_length=damped_step_length
+    )
 
 
 @pytest.fixture(scope="module")
