@@ -466,6 +466,10 @@ VARIANTS = {
         # Damping 0.02 (0.01 per dimension, rl-zoo's discrete-lander value); 30 critic passes.
         "8x256_d02": _over(optimizer={"cg_damping": 0.02}, base=LUNARC_TRPO_8X256),
         "8x256_v30": _over({"value_epochs": 30}, base=LUNARC_TRPO_8X256),
+        # The radius decaying linearly to 0 over the run, from the preset's 0.02 and from
+        # twice it (the preset's on average).
+        "8x256_lin0.02": _over(optimizer={"max_kl": "lin_0.02"}, base=LUNARC_TRPO_8X256),
+        "8x256_lin0.04": _over(optimizer={"max_kl": "lin_0.04"}, base=LUNARC_TRPO_8X256),
     },
     "hopper-trpo": {
         "before": _over(base=HOPPER_TRPO_BEFORE),
@@ -491,6 +495,10 @@ VARIANTS = {
         "ls-1_lin0.06": _over(
             {"log_std_init": -1.0}, {"max_kl": "lin_0.06"}, base=HOPPER_TRPO_BEFORE
         ),
+        # Both decays scored below the fixed radius, and 4 x 1024 (half the updates) far
+        # below: more movement, by a larger radius or by twice the updates on half the data.
+        "ls-1_kl045": _over({"log_std_init": -1.0}, {"max_kl": 0.045}, base=HOPPER_TRPO_BEFORE),
+        "ls-1_2x512": _over({"log_std_init": -1.0, "n_steps": 512}, base=HOPPER_TRPO_BEFORE),
     },
     "mcc-trpo": {
         "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 2048, **NORM}),

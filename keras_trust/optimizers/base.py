@@ -1,7 +1,5 @@
 """Shared machinery of the curvature optimizers: argument checks, compilation, the natural step."""
 
-import numbers
-
 import keras
 import tensorflow as tf
 
@@ -52,14 +50,20 @@ def radius_argument(max_kl):
                 "at step 0"
             )
         return max_kl
-    if isinstance(max_kl, bool) or not isinstance(max_kl, numbers.Real):
-        raise ValueError(
-            "max_kl must be a number > 0 or a keras.optimizers.schedules.LearningRateSchedule. "
-            f"Received: max_kl={max_kl!r}"
-        )
-    if not float(max_kl) > 0:
+    hint = (
+        "max_kl must be a number > 0 or a keras.optimizers.schedules.LearningRateSchedule "
+        "(e.g. kt.schedules.LinearSchedule; 'lin_<x>' strings are read by presets and "
+        f"configs, which know the run's length). Received: max_kl={max_kl!r}"
+    )
+    if isinstance(max_kl, bool | str):
+        raise ValueError(hint)
+    try:
+        value = float(max_kl)  # Python and NumPy numbers, 0-d arrays and tensors
+    except (TypeError, ValueError) as e:
+        raise ValueError(hint) from e
+    if not value > 0:
         raise ValueError(f"max_kl must be > 0. Received: max_kl={max_kl}")
-    return float(max_kl)
+    return value
 
 
 class CurvatureOptimizer(keras.optimizers.Optimizer):
