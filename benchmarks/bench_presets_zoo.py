@@ -470,6 +470,14 @@ VARIANTS = {
         # twice it (the preset's on average).
         "8x256_lin0.02": _over(optimizer={"max_kl": "lin_0.02"}, base=LUNARC_TRPO_8X256),
         "8x256_lin0.04": _over(optimizer={"max_kl": "lin_0.04"}, base=LUNARC_TRPO_8X256),
+        # Observations normalized, rewards not (the lander's +-100 ends then keep their
+        # scale against the shaping rewards); and 128-128 tanh networks.
+        "8x256_obsnorm": _over({"normalize_rewards": False}, base=LUNARC_TRPO_8X256),
+        "8x256_h128": _over({"hidden_sizes": [128, 128]}, base=LUNARC_TRPO_8X256),
+        # gSDE as on Hopper (resampled every 4 steps, log-std -2; `8x256_sde` started at 0).
+        "8x256_gsde4_ls-2": _over({**GSDE4, "log_std_init": -2.0}, base=LUNARC_TRPO_8X256),
+        "8x256_gsde4_ls-1": _over({**GSDE4, "log_std_init": -1.0}, base=LUNARC_TRPO_8X256),
+        "8x256_gsde4_ls-3": _over({**GSDE4, "log_std_init": -3.0}, base=LUNARC_TRPO_8X256),
     },
     "hopper-trpo": {
         "before": _over(base=HOPPER_TRPO_BEFORE),
@@ -499,6 +507,9 @@ VARIANTS = {
         # below: more movement, by a larger radius or by twice the updates on half the data.
         "ls-1_kl045": _over({"log_std_init": -1.0}, {"max_kl": 0.045}, base=HOPPER_TRPO_BEFORE),
         "ls-1_2x512": _over({"log_std_init": -1.0, "n_steps": 512}, base=HOPPER_TRPO_BEFORE),
+        # gSDE (rl-zoo's PyBullet settings: noise resampled every 4 steps, log-std -2):
+        # exploration correlated over steps rather than independent per step.
+        "gsde4_ls-2": _over({**GSDE4, "log_std_init": -2.0}, base=HOPPER_TRPO_BEFORE),
     },
     "mcc-trpo": {
         "zoo": lambda p: _zoo("trpo", {"n_envs": 2, "n_steps": 2048, **NORM}),
