@@ -30,6 +30,10 @@ def _key(fn):
     return fn
 
 
+# What `max_kl` may be besides a number: a schedule of the step, as a learning rate may be.
+Schedule = keras.optimizers.schedules.LearningRateSchedule
+
+
 def radius_argument(max_kl):
     """`max_kl` as the optimizers keep it: `None`, a float > 0, or a schedule.
 
@@ -42,7 +46,7 @@ def radius_argument(max_kl):
         max_kl = keras.saving.deserialize_keras_object(max_kl)
     if max_kl is None:
         return None
-    if isinstance(max_kl, keras.optimizers.schedules.LearningRateSchedule):
+    if isinstance(max_kl, Schedule):
         first = float(max_kl(0))
         if not first > 0:
             raise ValueError(
@@ -226,7 +230,7 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
         A schedule is read at the optimizer's step counter, which is saved with the
         optimizer, so a resumed run continues along the same schedule.
         """
-        if isinstance(self.max_kl, keras.optimizers.schedules.LearningRateSchedule):
+        if isinstance(self.max_kl, Schedule):
             return tf.cast(self.max_kl(self.iterations), dtype)
         return tf.constant(self.max_kl, dtype)
 
@@ -248,7 +252,7 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
         config = {
             "max_kl": (
                 keras.saving.serialize_keras_object(self.max_kl)
-                if isinstance(self.max_kl, keras.optimizers.schedules.LearningRateSchedule)
+                if isinstance(self.max_kl, Schedule)
                 else self.max_kl
             ),
             "cg_iters": self.cg_iters,

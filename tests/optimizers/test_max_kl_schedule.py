@@ -102,6 +102,12 @@ def test_preset_lin_radius_decays_over_the_trpo_updates_and_resumes(tmp_path):
     loaded = kt.load_agent(path)
     assert int(loaded.optimizer.iterations) == 2
     assert float(loaded.optimizer.current_max_kl()) == pytest.approx(0.025)
+    # The resumed run goes on along the schedule: the last radius is a quarter of the
+    # first (a fixed 0.05 gives this run's last update a KL of about 0.03).
+    kls = loaded.fit("Pendulum-v1", total_timesteps=512, verbose=0).history["kl"]
+    assert len(kls) == 2
+    for k, kl in enumerate(kls, start=2):
+        assert kl <= 0.05 * (1 - k / 4) * (1 + 1e-6)
 
 
 @pytest.mark.parametrize(
