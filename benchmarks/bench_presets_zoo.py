@@ -507,6 +507,10 @@ VARIANTS = {
         # below: more movement, by a larger radius or by twice the updates on half the data.
         "ls-1_kl045": _over({"log_std_init": -1.0}, {"max_kl": 0.045}, base=HOPPER_TRPO_BEFORE),
         "ls-1_2x512": _over({"log_std_init": -1.0, "n_steps": 512}, base=HOPPER_TRPO_BEFORE),
+        # On the preset's two weaker seeds (1, 3) first: 10 critic passes (sb3-contrib's
+        # default) rather than 20, and GAE 0.98 (less bias in the advantages).
+        "ls-1_v10": _over({"log_std_init": -1.0, "value_epochs": 10}, base=HOPPER_TRPO_BEFORE),
+        "ls-1_gae98": _over({"log_std_init": -1.0, "gae_lambda": 0.98}, base=HOPPER_TRPO_BEFORE),
         # gSDE (rl-zoo's PyBullet settings: noise resampled every 4 steps, log-std -2):
         # exploration correlated over steps rather than independent per step.
         "gsde4_ls-2": _over({**GSDE4, "log_std_init": -2.0}, base=HOPPER_TRPO_BEFORE),
