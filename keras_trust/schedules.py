@@ -70,6 +70,16 @@ class LinearSchedule(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+def is_schedule(value) -> bool:
+    """Whether a hyperparameter is a schedule (a function of the optimizer's step)."""
+    return isinstance(value, keras.optimizers.schedules.LearningRateSchedule)
+
+
+def serialize_schedule(value):
+    """A schedule as `get_config` writes it (a dict); anything else unchanged."""
+    return keras.saving.serialize_keras_object(value) if is_schedule(value) else value
+
+
 def is_schedule_spec(value) -> bool:
     """Whether `value` is a schedule string such as `"lin_3e-4"`."""
     return isinstance(value, str) and LINEAR_PATTERN.match(value) is not None

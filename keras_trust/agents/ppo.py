@@ -11,15 +11,7 @@ from keras_trust.layers.kl_penalty import KLPenalty
 from keras_trust.ops.state import all_finite, rollback, snapshot, unique
 from keras_trust.ops.statistics import normalize_advantages, shuffled_indices, weighted_mean
 from keras_trust.optimizers.base import CurvatureOptimizer
-
-
-def is_schedule(value) -> bool:
-    """Whether a hyperparameter is a schedule (a function of the optimizer's step)."""
-    return isinstance(value, keras.optimizers.schedules.LearningRateSchedule)
-
-
-def serialize_schedule(value):
-    return keras.saving.serialize_keras_object(value) if is_schedule(value) else value
+from keras_trust.schedules import is_schedule, serialize_schedule
 
 
 @keras.saving.register_keras_serializable(package="keras_trust")

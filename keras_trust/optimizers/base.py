@@ -7,6 +7,7 @@ from keras_trust.ops.conjugate_gradient import conjugate_gradient
 from keras_trust.ops.fisher import METHODS, fisher_vector_product
 from keras_trust.ops.flat import flatten, tf_variables, unflatten
 from keras_trust.ops.state import all_finite  # noqa: F401  (re-exported for subclasses)
+from keras_trust.schedules import is_schedule, serialize_schedule
 
 
 def _as_tensors(args):
@@ -30,10 +31,6 @@ def _key(fn):
     return fn
 
 
-# What `max_kl` may be besides a number: a schedule of the step, as a learning rate may be.
-Schedule = keras.optimizers.schedules.LearningRateSchedule
-
-
 def radius_argument(max_kl):
     """`max_kl` as the optimizers keep it: `None`, a float > 0, or a schedule.
 
@@ -46,7 +43,7 @@ def radius_argument(max_kl):
         max_kl = keras.saving.deserialize_keras_object(max_kl)
     if max_kl is None:
         return None
-    if isinstance(max_kl, Schedule):
+    if is_schedule(max_kl):
         first = float(max_kl(0))
         if not first > 0:
             raise ValueError(
@@ -230,7 +227,7 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
         A schedule is read at the optimizer's step counter, which is saved with the
         optimizer, so a resumed run continues along the same schedule.
         """
-        if isinstance(self.max_kl, Schedule):
+        if is_schedule(self.max_kl):
             return tf.cast(self.max_kl(self.iterations), dtype)
         return tf.constant(self.max_kl, dtype)
 
@@ -250,11 +247,7 @@ class CurvatureOptimizer(keras.optimizers.Optimizer):
 
     def get_config(self):
         config = {
-            "max_kl": (
-                keras.saving.serialize_keras_object(self.max_kl)
-                if isinstance(self.max_kl, Schedule)
-                else self.max_kl
-            ),
+            "max_kl": serialize_schedule(self.max_kl),
             "cg_iters": self.cg_iters,
             "cg_damping": self.cg_damping,
             "fvp_method": self.fvp_method,
