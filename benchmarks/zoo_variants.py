@@ -261,6 +261,11 @@ VARIANTS = {
         # gSDE (rl-zoo's PyBullet settings: noise resampled every 4 steps, log-std -2):
         # exploration correlated over steps rather than independent per step.
         "gsde4_ls-2": over({**GSDE4, "log_std_init": -2.0}, base=HOPPER_TRPO_BEFORE),
+        # The two ideas level with the preset by different means together: gSDE (the best
+        # single run) and 10 critic passes (the narrowest spread).
+        "gsde4_ls-2_v10": over(
+            {**GSDE4, "log_std_init": -2.0, "value_epochs": 10}, base=HOPPER_TRPO_BEFORE
+        ),
         # ReLU 256-256 torsos for both networks (rl-zoo's PyBullet TRPO architecture),
         # from the preset's std: a larger critic against the weaker seeds' plateaus.
         "ls-1_relu256": over(
