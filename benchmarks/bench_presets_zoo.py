@@ -8,9 +8,9 @@ one run), one process at a time (the machine is shared and small).
 
 Besides the shipped preset (`preset`), a row can have variants: rl-zoo's own settings
 translated to keras_trust (`zoo`), and the candidates tried on the way to a new preset.
-A variant is a full preset dict; `zoo_variants.VARIANTS` builds them from overrides
-(from the pinned settings in `zoo_settings.py`), so the
-command line can name them and the results say exactly what was run.
+A variant is a full preset dict; `zoo_variants.VARIANTS` builds them from overrides of
+the pinned settings in `zoo_settings.py`, so the command line can name them and the
+results say exactly what was run.
 
 Evaluation is deterministic (the distribution's mode), 10 episodes from seed 1000, as in
 `tests/agents/test_learning.py`, so a figure here and a learning test's agree for the

@@ -215,7 +215,7 @@ VARIANTS = {
         "8x256_gsde4_ls-2": over({**GSDE4, "log_std_init": -2.0}, base=LUNARC_TRPO_8X256),
         "8x256_gsde4_ls-1": over({**GSDE4, "log_std_init": -1.0}, base=LUNARC_TRPO_8X256),
         "8x256_gsde4_ls-3": over({**GSDE4, "log_std_init": -3.0}, base=LUNARC_TRPO_8X256),
-        # Session 27, seeds 0-5 each: the radius either side of 0.02, ReLU torsos (rl-zoo's
+        # Session 27, seeds 0-2 each: the radius either side of 0.02, ReLU torsos (rl-zoo's
         # PyBullet TRPO), CG to 25 iterations (the MuJoCo rows'), a slower or finer critic,
         # and 4 envs x 512 (between rl-zoo's 2 x 1024 and the preset's 8 x 256).
         "8x256_kl03": over(optimizer={"max_kl": 0.03}, base=LUNARC_TRPO_8X256),
