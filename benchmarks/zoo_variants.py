@@ -225,6 +225,16 @@ VARIANTS = {
         "8x256_vlr3e-4": over(value_optimizer={"learning_rate": 3e-4}, base=LUNARC_TRPO_8X256),
         "8x256_b64": over({"batch_size": 64}, base=LUNARC_TRPO_8X256),
         "4x512": over({"n_envs": 4, "n_steps": 512}, base=LUNARC_TRPO_8X256),
+        # Session 28, seeds 0-2 each: half the data per update (1024 steps, twice the
+        # updates) in two shapes; a coarser critic minibatch (b64 scored below) and fewer
+        # critic passes; and the two best single changes so far together.
+        "8x128": over({"n_envs": 8, "n_steps": 128}, base=LUNARC_TRPO_8X256),
+        "4x256": over({"n_envs": 4, "n_steps": 256}, base=LUNARC_TRPO_8X256),
+        "8x256_b256": over({"batch_size": 256}, base=LUNARC_TRPO_8X256),
+        "8x256_v10": over({"value_epochs": 10}, base=LUNARC_TRPO_8X256),
+        "8x256_obsnorm_ls-0.5": over(
+            {"normalize_rewards": False, "log_std_init": -0.5}, base=LUNARC_TRPO_8X256
+        ),
     },
     "hopper-trpo": {
         "before": over(base=HOPPER_TRPO_BEFORE),
@@ -271,6 +281,15 @@ VARIANTS = {
         "ls-1_relu256": over(
             {"log_std_init": -1.0, "hidden_sizes": [256, 256], "activation": "relu"},
             base=HOPPER_TRPO_BEFORE,
+        ),
+        # Session 28, on the shipped preset's weakest seed (1) first: a smaller radius
+        # (0.045 and the decays scored lower), CG damping 0.1 (a closer natural gradient
+        # than 0.3), gSDE from the preset's std, and observations normalized, rewards not.
+        "ls-1_kl02": over({"log_std_init": -1.0}, {"max_kl": 0.02}, base=HOPPER_TRPO_BEFORE),
+        "ls-1_d01": over({"log_std_init": -1.0}, {"cg_damping": 0.1}, base=HOPPER_TRPO_BEFORE),
+        "gsde4_ls-1": over({**GSDE4, "log_std_init": -1.0}, base=HOPPER_TRPO_BEFORE),
+        "ls-1_obsnorm": over(
+            {"log_std_init": -1.0, "normalize_rewards": False}, base=HOPPER_TRPO_BEFORE
         ),
     },
     "mcc-trpo": {
