@@ -92,6 +92,20 @@ def variant_preset(row, variant):
     return preset
 
 
+def _versions():
+    """The installed versions that decide a run's numbers (MuJoCo's physics among them)."""
+    from importlib import metadata
+
+    names = ("keras-trust", "tensorflow", "keras", "gymnasium", "mujoco", "box2d", "numpy")
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
 def run_one(row, variant, seed):
     """Trains one (row, variant, seed) in this process; returns its JSON-able record."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -124,6 +138,7 @@ def run_one(row, variant, seed):
         "zoo_eval_std": float(zoo["std_return"]),
         "fit_seconds": round(fit_s, 1),
         "preset": preset,
+        "versions": _versions(),
         "when": datetime.datetime.now().isoformat(timespec="seconds"),
     }
 
