@@ -291,6 +291,9 @@ VARIANTS = {
         "ls-1_obsnorm": over(
             {"log_std_init": -1.0, "normalize_rewards": False}, base=HOPPER_TRPO_BEFORE
         ),
+        # Either side of 0.02, the radius that scored highest of those four.
+        "ls-1_kl015": over({"log_std_init": -1.0}, {"max_kl": 0.015}, base=HOPPER_TRPO_BEFORE),
+        "ls-1_kl025": over({"log_std_init": -1.0}, {"max_kl": 0.025}, base=HOPPER_TRPO_BEFORE),
         # The shipped preset again (= `ls-1`) on session 28's install (MuJoCo 4.0.0,
         # gymnasium 1.4.0, TensorFlow 2.21): the control for the candidates run on it.
         "ls-1_rerun28": over({"log_std_init": -1.0}, base=HOPPER_TRPO_BEFORE),
