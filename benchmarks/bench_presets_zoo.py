@@ -106,6 +106,18 @@ def _versions():
     return found
 
 
+def _cpu():
+    """The CPU's model name: one seed's run differs between CPUs (their float kernels)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run_one(row, variant, seed):
     """Trains one (row, variant, seed) in this process; returns its JSON-able record."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -139,6 +151,7 @@ def run_one(row, variant, seed):
         "fit_seconds": round(fit_s, 1),
         "preset": preset,
         "versions": _versions(),
+        "cpu": _cpu(),
         "when": datetime.datetime.now().isoformat(timespec="seconds"),
     }
 
