@@ -243,6 +243,10 @@ VARIANTS = {
         "zoo_rerun28": over(base=LUNARC_TRPO_ZOO),
         "8x256_ls-0.5_rerun28": over({"log_std_init": -0.5}, base=LUNARC_TRPO_8X256),
         "8x256_obsnorm_rerun28": over({"normalize_rewards": False}, base=LUNARC_TRPO_8X256),
+        # The two that held up here (log-std -0.5; the critic on minibatches of 256) together.
+        "8x256_ls-0.5_b256": over(
+            {"log_std_init": -0.5, "batch_size": 256}, base=LUNARC_TRPO_8X256
+        ),
     },
     "hopper-trpo": {
         "before": over(base=HOPPER_TRPO_BEFORE),
