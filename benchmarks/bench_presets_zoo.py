@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 
+from sb3_workers import versions
 from zoo_variants import VARIANTS
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -92,20 +93,6 @@ def variant_preset(row, variant):
     return preset
 
 
-def _versions():
-    """The installed versions that decide a run's numbers (MuJoCo's physics among them)."""
-    from importlib import metadata
-
-    names = ("keras-trust", "tensorflow", "keras", "gymnasium", "mujoco", "box2d", "numpy")
-    found = {}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
-
 def _cpu():
     """The CPU's model name: one seed's run differs between CPUs (their float kernels)."""
     try:
@@ -150,7 +137,9 @@ def run_one(row, variant, seed):
         "zoo_eval_std": float(zoo["std_return"]),
         "fit_seconds": round(fit_s, 1),
         "preset": preset,
-        "versions": _versions(),
+        "versions": versions(
+            "keras-trust", "tensorflow", "keras", "gymnasium", "mujoco", "box2d", "numpy"
+        ),
         "cpu": _cpu(),
         "when": datetime.datetime.now().isoformat(timespec="seconds"),
     }

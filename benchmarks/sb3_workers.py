@@ -36,7 +36,8 @@ SBX_NOTES = [
 
 
 # ----------------------------------------------------------------------- workers
-def _versions(*dists):
+def versions(*dists):
+    """The installed version of each distribution in `dists` that is installed."""
     from importlib import metadata
 
     found = {}
@@ -93,8 +94,8 @@ def _run_keras_trust(spec):
     agent.fit(env_id, spec["timesteps"], verbose=0, seed=seed, callbacks=[Curve()])
     train_time = time.perf_counter() - start
     result = agent.evaluate(env_id, episodes=10, seed=10_000 + seed)
-    versions = _versions("keras-trust", "tensorflow", "keras", "gymnasium")
-    return train_time, agent.num_timesteps, curve, result["mean_return"], agent.n_envs, versions
+    found = versions("keras-trust", "tensorflow", "keras", "gymnasium")
+    return train_time, agent.num_timesteps, curve, result["mean_return"], agent.n_envs, found
 
 
 def sb3_kl_terms(env_id):
@@ -228,8 +229,8 @@ def _run_sb3(spec):
     def make_model(env, kwargs):
         return cls("MlpPolicy", env, seed=spec["seed"], device="cpu", verbose=0, **kwargs)
 
-    versions = _versions("stable_baselines3", "sb3_contrib", "torch", "gymnasium")
-    return _sb3_learn_and_evaluate(make_model, spec) + (versions,)
+    found = versions("stable_baselines3", "sb3_contrib", "torch", "gymnasium")
+    return _sb3_learn_and_evaluate(make_model, spec) + (found,)
 
 
 def _sbx_sb3_init_modules():
@@ -310,10 +311,10 @@ def _run_sbx(spec):
             **kwargs,
         )
 
-    versions = _versions(
+    found = versions(
         "sbx-rl", "jax", "jaxlib", "flax", "optax", "stable_baselines3", "torch", "gymnasium"
     )
-    return _sb3_learn_and_evaluate(make_model, spec) + (versions,)
+    return _sb3_learn_and_evaluate(make_model, spec) + (found,)
 
 
 def _peak_rss_mb():
@@ -337,7 +338,7 @@ WORKERS = {"keras_trust": _run_keras_trust, "sb3": _run_sb3, "sbx": _run_sbx}
 
 
 def worker(spec):
-    train_time, steps, curve, final, n_envs, versions = WORKERS[spec["lib"]](spec)
+    train_time, steps, curve, final, n_envs, found = WORKERS[spec["lib"]](spec)
     print(
         json.dumps(
             {
@@ -355,7 +356,7 @@ def worker(spec):
                 "curve": curve,
                 "peak_rss_mb": _peak_rss_mb(),
                 "python": sys.executable,
-                "versions": versions,
+                "versions": found,
             }
         )
     )
