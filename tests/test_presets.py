@@ -131,10 +131,10 @@ def test_lunar_lander_presets_are_rl_zoos_settings(env_id):
     # one), with SB3's and sb3-contrib's defaults where the yml is silent; TRPO's KL and
     # damping per action dimension there are times d here (2 for the continuous lander).
     # Changes, each above rl-zoo's settings over seeds (benchmarks/results/presets_zoo.md):
-    # on the continuous lander PPO with observation and reward normalization and TRPO with
-    # 8 envs x 256 steps (the same 2048 steps per update as 2 x 1024) and critic minibatches
-    # of 256; on the discrete one
-    # TRPO with 4 envs x 512 steps (twice rl-zoo's 2 x 512) and gamma 0.999.
+    # on the continuous lander PPO with observation and reward normalization and TRPO with 8
+    # envs x 256 steps (the same 2048 steps per update as 2 x 1024) and critic minibatches
+    # of 256; on the discrete one TRPO with 4 envs x 512 steps (twice rl-zoo's 2 x 512) and
+    # gamma 0.999.
     discrete = env_id == "LunarLander-v3"
     ppo, trpo = presets.get_preset("ppo", env_id), presets.get_preset("trpo", env_id)
     a = ppo["agent"]
