@@ -33,7 +33,8 @@ EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
 ALGORITHMS = ("ppo", "ppo_kl", "trpo", "npg")
 TUNABLE = ("ppo", "trpo", "npg")
 VIDEO_HELP = (
-    "Recording a video needs moviepy (pip install moviepy) and the env's rendering "
+    "Recording a video needs imageio-ffmpeg (pip install imageio-ffmpeg, or the package's "
+    "video extra) and the env's rendering "
     "dependencies (pip install 'gymnasium[classic-control]' for pygame, or "
     "'gymnasium[mujoco]' for MuJoCo envs)."
 )
@@ -126,8 +127,8 @@ def _parser() -> argparse.ArgumentParser:
         "--video",
         default=None,
         metavar="FILE.mp4",
-        help="also record the first episode to this MP4 file (gymnasium RecordVideo; needs "
-        "moviepy and the env's rendering dependencies, e.g. pygame for classic control)",
+        help="also record the first episode to this MP4 file, one frame per step (needs "
+        "imageio-ffmpeg and the env's rendering dependencies, e.g. pygame for classic control)",
     )
 
     export = sub.add_parser(
@@ -270,10 +271,10 @@ def _run_env_id(run_dir) -> str:
 def _evaluate(args) -> int:
     if args.video is not None:
         try:
-            import moviepy  # noqa: F401
+            import imageio_ffmpeg  # noqa: F401
         except ImportError:
             print(
-                f"keras-trust evaluate --video: moviepy is not installed. {VIDEO_HELP}",
+                f"keras-trust evaluate --video: imageio-ffmpeg is not installed. {VIDEO_HELP}",
                 file=sys.stderr,
             )
             return 1
