@@ -247,6 +247,11 @@ VARIANTS = {
         "8x256_ls-0.5_b256": over(
             {"log_std_init": -0.5, "batch_size": 256}, base=LUNARC_TRPO_8X256
         ),
+        # The shipped preset since session 28 (= `8x256_b256`, chosen on an AMD EPYC) on
+        # session 29's Intel Xeon.
+        "8x256_b256_rerun29": over({"batch_size": 256}, base=LUNARC_TRPO_8X256),
+        # The previous preset on the same Xeon: does a seed repeat its first Xeon run?
+        "8x256_rerun29": over(base=LUNARC_TRPO_8X256),
     },
     "hopper-trpo": {
         "before": over(base=HOPPER_TRPO_BEFORE),
