@@ -104,14 +104,12 @@ def evaluate_with_video(agent, env_id, path, episodes, seed=None):
         env = FirstEpisodeRecorder(gym.make(env_id, render_mode="rgb_array"))
         result = agent.evaluate(env, episodes=episodes, seed=seed)
         if not env.frames:
-            raise VideoError(f"could not record {env_id}: the env rendered no frames")
+            raise VideoError("the env rendered no frames")
         fps = env.metadata.get("render_fps") or 30
         partial = os.path.join(folder, "video.mp4")
         write_mp4(env.frames, partial, fps)
         os.replace(partial, out)
-    except VideoError as e:
-        if str(e).startswith("could not record"):
-            raise
+    except VideoError as e:  # raised without the env's name, which is known only here
         raise VideoError(f"could not record {env_id}: {e}") from e
     except (gym.error.Error, ImportError, OSError, RuntimeError, AttributeError) as e:
         raise VideoError(f"could not record {env_id}: {type(e).__name__}: {e}") from e
