@@ -26,3 +26,16 @@ def _random_episode_ends(rng, n_rows, n_envs, max_first=5, gaps=(2, 12)):
 def random_episode_ends():
     """The function `_random_episode_ends(rng, n_rows, n_envs, max_first, gaps)`."""
     return _random_episode_ends
+
+
+@pytest.fixture(scope="module")
+def cartpole_ppo():
+    """A CartPole PPO agent after one short update (64 steps, seed 0): for tests of what an
+    agent does with its policy (evaluate, video), where what it learned matters less than
+    its being a real, built agent. Imported here so that collecting the suite imports no
+    TensorFlow."""
+    import keras_trust as kt
+
+    agent = kt.PPO(n_steps=64, batch_size=64, epochs=1)
+    agent.fit("CartPole-v1", 64, verbose=0, seed=0)
+    return agent

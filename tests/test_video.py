@@ -59,24 +59,16 @@ def test_recorder_keeps_the_reset_frame_and_one_per_step_of_the_first_episode():
     env.close()
 
 
-@pytest.fixture(scope="module")
-def agent():
-    """A CartPole agent after one short update: what it does matters less than being real."""
-    agent = kt.PPO(n_steps=64, batch_size=64, epochs=1)
-    agent.fit("CartPole-v1", 64, verbose=0, seed=0)
-    return agent
-
-
-def test_video_of_the_first_episode_matches_a_replay_of_it(tmp_path, agent):
+def test_video_of_the_first_episode_matches_a_replay_of_it(tmp_path, cartpole_ppo):
     pytest.importorskip("pygame")  # CartPole's rgb_array renderer
     out = tmp_path / "clips" / "run.mp4"
-    result = evaluate_with_video(agent, "CartPole-v1", str(out), episodes=2, seed=3)
+    result = evaluate_with_video(cartpole_ppo, "CartPole-v1", str(out), episodes=2, seed=3)
     # The same episode stepped here: the first reset is seeded with `seed`.
     env = gym.make("CartPole-v1", render_mode="rgb_array")
     obs, _ = env.reset(seed=3)
     replay = [env.render()]
     while True:
-        obs, _, terminated, truncated, _ = env.step(agent.predict(obs, deterministic=True))
+        obs, _, terminated, truncated, _ = env.step(cartpole_ppo.predict(obs, deterministic=True))
         replay.append(env.render())
         if terminated or truncated:
             break
@@ -99,11 +91,11 @@ def test_unrecordable_env_raises_video_error_and_leaves_no_files(tmp_path):
     assert list((tmp_path / "clips").iterdir()) == []
 
 
-def test_env_without_rgb_frames_raises_video_error(tmp_path, agent):
+def test_env_without_rgb_frames_raises_video_error(tmp_path, cartpole_ppo):
     gym.register("kt-test/NoFrames-v0", lambda render_mode=None: _NoFrames())
     out = tmp_path / "run.mp4"
     with pytest.raises(VideoError, match="could not record kt-test/NoFrames-v0: .*not an RGB"):
-        evaluate_with_video(agent, "kt-test/NoFrames-v0", str(out), 1)
+        evaluate_with_video(cartpole_ppo, "kt-test/NoFrames-v0", str(out), 1)
     assert list(tmp_path.iterdir()) == []
 
 
