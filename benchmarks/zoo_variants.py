@@ -252,6 +252,10 @@ VARIANTS = {
         "8x256_b256_rerun29": over({"batch_size": 256}, base=LUNARC_TRPO_8X256),
         # The previous preset on the same Xeon: does a seed repeat its first Xeon run?
         "8x256_rerun29": over(base=LUNARC_TRPO_8X256),
+        # Session 30, from the shipped preset: a shorter credit horizon, either in GAE's
+        # lambda (0.9) or in gamma (0.98); neither side of 0.95 / 0.99 was tried downwards.
+        "b256_gae90": over({"batch_size": 256, "gae_lambda": 0.9}, base=LUNARC_TRPO_8X256),
+        "b256_g98": over({"batch_size": 256, "gamma": 0.98}, base=LUNARC_TRPO_8X256),
     },
     "hopper-trpo": {
         "before": over(base=HOPPER_TRPO_BEFORE),
@@ -314,6 +318,9 @@ VARIANTS = {
         # The shipped preset again (= `ls-1`) on session 28's install (MuJoCo 4.0.0,
         # gymnasium 1.4.0, TensorFlow 2.21): the control for the candidates run on it.
         "ls-1_rerun28": over({"log_std_init": -1.0}, base=HOPPER_TRPO_BEFORE),
+        # Session 30: halfway between rl-zoo's start (std 1: the higher ceiling, and
+        # collapses) and the preset's (std 0.37: no collapse, a lower ceiling).
+        "ls-0.5": over({"log_std_init": -0.5}, base=HOPPER_TRPO_BEFORE),
     },
     "mcc-trpo": {
         "zoo": lambda p: zoo("trpo", {"n_envs": 2, "n_steps": 2048, **NORM}),
