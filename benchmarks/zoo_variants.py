@@ -253,7 +253,7 @@ VARIANTS = {
         # The previous preset on the same Xeon: does a seed repeat its first Xeon run?
         "8x256_rerun29": over(base=LUNARC_TRPO_8X256),
         # Session 30, from the shipped preset: a shorter credit horizon, either in GAE's
-        # lambda (0.9) or in gamma (0.98); neither side of 0.95 / 0.99 was tried downwards.
+        # lambda (0.9) or in gamma (0.98): neither had been tried below the preset's 0.95 / 0.99.
         "b256_gae90": over({"batch_size": 256, "gae_lambda": 0.9}, base=LUNARC_TRPO_8X256),
         "b256_g98": over({"batch_size": 256, "gamma": 0.98}, base=LUNARC_TRPO_8X256),
     },

@@ -32,8 +32,8 @@ def random_episode_ends():
 def cartpole_ppo():
     """A CartPole PPO agent after one short update (64 steps, seed 0): for tests of what an
     agent does with its policy (evaluate, video), where what it learned matters less than
-    its being a real, built agent. Imported here so that collecting the suite imports no
-    TensorFlow."""
+    its being a real, built agent. keras_trust is imported inside, so that loading this
+    conftest imports no TensorFlow."""
     import keras_trust as kt
 
     agent = kt.PPO(n_steps=64, batch_size=64, epochs=1)
